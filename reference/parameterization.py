@@ -1,0 +1,86 @@
+"""Conversions between the model outputs ε, x₀ and v, written to be finite at SNR 0.
+
+With α = √ᾱ and σ = √(1-ᾱ), x_t = α·x₀ + σ·ε and v = α·ε - σ·x₀ (Salimans & Ho; paper Sec. 3.2):
+  from v:  x₀ = α·x_t - σ·v,  ε = σ·x_t + α·v      (finite everywhere, also at α = 0)
+  from x₀: ε = (x_t - α·x₀)/σ                       (finite wherever σ > 0)
+  from ε:  x₀ = (x_t - σ·ε)/α                       (undefined at α = 0: raises)
+Prediction types use diffusers' names: "epsilon", "sample" (x₀), "v_prediction".
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _checks
+
+PREDICTION_TYPES = ("epsilon", "sample", "v_prediction")
+
+
+def _scales(alpha_bar) -> tuple[np.ndarray, np.ndarray]:
+    abar = _checks.array("alpha_bar", alpha_bar)
+    _checks.in_range("alpha_bar", abar, 0.0, 1.0)
+    return np.sqrt(abar), np.sqrt(1.0 - abar)
+
+
+def _inputs(x_t, model_output, alpha_bar):
+    x_t = _checks.array("x_t", x_t)
+    out = _checks.array("model_output", model_output)
+    if x_t.shape != out.shape:
+        raise ValueError(f"x_t and model_output must have the same shape; got {x_t.shape} and {out.shape}")
+    alpha, sigma = _scales(alpha_bar)
+    _checks.broadcastable(x_t=x_t, alpha_bar=alpha)
+    return x_t, out, alpha, sigma
+
+
+def predict_x0_and_eps(x_t, model_output, prediction_type: str, alpha_bar):
+    """(x̂₀, ε̂) implied by a model output at noise level ᾱ.
+
+    Raises ``ValueError`` for ε-prediction at ᾱ = 0 (zero SNR), where x_t holds no signal and
+    x̂₀ = (x_t - σ·ε)/α divides by zero: zero terminal SNR needs v- or x₀-prediction (paper Sec. 3.2).
+    Raises for x₀-prediction at ᾱ = 1 (σ = 0), where ε is undefined.
+    """
+    _checks.choice("prediction_type", prediction_type, PREDICTION_TYPES)
+    x_t, out, alpha, sigma = _inputs(x_t, model_output, alpha_bar)
+    if prediction_type == "v_prediction":
+        return alpha * x_t - sigma * out, sigma * x_t + alpha * out
+    if prediction_type == "epsilon":
+        if np.any(alpha == 0):
+            raise ValueError(
+                "epsilon prediction is undefined at zero SNR (alpha_bar = 0): x_t carries no "
+                "information about x0, and x0 = (x_t - sigma*eps)/alpha divides by zero. A schedule "
+                "with zero terminal SNR needs prediction_type 'v_prediction' or 'sample'.")
+        return (x_t - sigma * out) / alpha, out
+    if np.any(sigma == 0):
+        raise ValueError("sample (x0) prediction gives no epsilon at alpha_bar = 1 (sigma = 0): "
+                         "eps = (x_t - alpha*x0)/sigma divides by zero")
+    return out, (x_t - alpha * out) / sigma
+
+
+def convert(model_output, from_type: str, to_type: str, x_t, alpha_bar) -> np.ndarray:
+    """Re-express a model output in another parameterization at the same (x_t, ᾱ)."""
+    _checks.choice("to_type", to_type, PREDICTION_TYPES)
+    x0, eps = predict_x0_and_eps(x_t, model_output, from_type, alpha_bar)
+    if to_type == "sample":
+        return x0
+    if to_type == "epsilon":
+        return eps
+    alpha, sigma = _scales(alpha_bar)
+    return alpha * eps - sigma * x0
+
+
+def add_noise(x0, eps, alpha_bar) -> np.ndarray:
+    """The forward process x_t = √ᾱ·x₀ + √(1-ᾱ)·ε."""
+    x0 = _checks.array("x0", x0)
+    eps = _checks.array("eps", eps)
+    alpha, sigma = _scales(alpha_bar)
+    _checks.broadcastable(x0=x0, eps=eps, alpha_bar=alpha)
+    return alpha * x0 + sigma * eps
+
+
+def velocity(x0, eps, alpha_bar) -> np.ndarray:
+    """The v-prediction target v = √ᾱ·ε - √(1-ᾱ)·x₀."""
+    x0 = _checks.array("x0", x0)
+    eps = _checks.array("eps", eps)
+    alpha, sigma = _scales(alpha_bar)
+    _checks.broadcastable(x0=x0, eps=eps, alpha_bar=alpha)
+    return alpha * eps - sigma * x0

@@ -1,0 +1,234 @@
+"""Sampler updates written in x₀/ε space, finite at t = T with SNR 0 (paper Sec. 6).
+
+Each update is a pure function of the state, the model output and its prediction type, the
+schedule values of this and the next step, and -- where stochastic -- the noise ``z`` passed in.
+Noise is never drawn here. DDPM and DDIM take ᾱ of this and the next step in the
+variance-preserving variable x_t = √ᾱ·x₀ + √(1-ᾱ)·ε; Euler and Euler ancestral take the
+variance-exploding state x = x_t/√ᾱ and σ = √((1-ᾱ)/ᾱ), as k-diffusion and diffusers do.
+The last step of a loop (ᾱ_prev = 1, σ_next = 0) lands on x̂₀ with no noise, for every option.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import _checks
+from .parameterization import predict_x0_and_eps
+
+VARIANCE_TYPES = ("fixed_small", "fixed_small_log", "fixed_large", "fixed_large_log",
+                  "learned", "learned_range")
+
+
+# --- tiny shared helpers ------------------------------------------------------------------------
+
+
+def _levels(alpha_bar_t, alpha_bar_prev) -> tuple[float, float]:
+    a_t = _checks.real("alpha_bar_t", alpha_bar_t, 0.0, 1.0)
+    a_p = _checks.real("alpha_bar_prev", alpha_bar_prev, 0.0, 1.0)
+    if a_t == 1.0:
+        raise ValueError("alpha_bar_t must be < 1: at alpha_bar = 1 there is no noise to remove")
+    if a_p < a_t:
+        raise ValueError(f"alpha_bar_prev={a_p} must be >= alpha_bar_t={a_t}: a step removes noise")
+    if a_p == 0.0:
+        raise ValueError("alpha_bar_prev must be > 0: a step cannot land on pure noise")
+    return a_t, a_p
+
+
+def _noise_term(noise, scale, shape):
+    """scale·z, with z required (same shape as the state) wherever scale > 0."""
+    if np.all(np.asarray(scale) == 0):
+        return 0.0
+    if noise is None:
+        raise ValueError("noise is required for a stochastic step (its noise scale is > 0); pass "
+                         "z ~ N(0, I) of the state's shape -- the oracle never draws noise itself")
+    z = _checks.array("noise", noise)
+    if z.shape != tuple(shape):
+        raise ValueError(f"noise must have the state's shape {tuple(shape)}; got {z.shape}")
+    return scale * z
+
+
+def _clip(x0, clip_sample, clip_sample_range):
+    if not clip_sample:
+        return x0
+    r = _checks.real("clip_sample_range", clip_sample_range, 0.0, low_open=True)
+    return np.clip(x0, -r, r)
+
+
+def _eta(eta) -> float:
+    return _checks.real("eta", eta, 0.0, 1.0)
+
+
+# --- DDPM -----------------------------------------------------------------------------------------
+
+
+def ddpm_variance(alpha_bar_t, alpha_bar_prev, variance_type="fixed_small", predicted_variance=None):
+    """Standard deviation of the DDPM posterior noise for a step ᾱ_t → ᾱ_prev.
+
+    With β = 1 - ᾱ_t/ᾱ_prev and β̃ = β·(1-ᾱ_prev)/(1-ᾱ_t) (paper Eq. 20's posterior variance):
+    fixed_small: √β̃; fixed_large: √β; *_log: the same through exp(½·log(·));
+    learned: √(predicted variance) (the model outputs the variance, as in diffusers);
+    learned_range: exp(½·(f·log β + (1-f)·log β̃)), f = (v+1)/2 (improved DDPM Eq. 15).
+    0 on the last step (ᾱ_prev = 1) for every type: the loop lands on clean data.
+    """
+    a_t, a_p = _levels(alpha_bar_t, alpha_bar_prev)
+    _checks.choice("variance_type", variance_type, VARIANCE_TYPES)
+    beta = (a_p - a_t) / a_p
+    beta_tilde = beta * (1.0 - a_p) / (1.0 - a_t)
+    learned = variance_type in ("learned", "learned_range")
+    if learned:
+        if predicted_variance is None:
+            raise ValueError(f"variance_type={variance_type!r} needs predicted_variance (the model's "
+                             "variance output)")
+        v = _checks.array("predicted_variance", predicted_variance)
+    elif predicted_variance is not None:
+        raise ValueError(f"predicted_variance is only used with learned variance types, not {variance_type!r}")
+    if a_p == 1.0:
+        return np.zeros_like(v) if learned else 0.0
+    if variance_type == "fixed_small":
+        return math.sqrt(beta_tilde)
+    if variance_type == "fixed_small_log":
+        return math.exp(0.5 * math.log(beta_tilde))
+    if variance_type == "fixed_large":
+        return math.sqrt(beta)
+    if variance_type == "fixed_large_log":
+        return math.exp(0.5 * math.log(beta))
+    if variance_type == "learned":
+        _checks.in_range("predicted_variance", v, 0.0, np.inf)
+        return np.sqrt(v)
+    frac = (v + 1.0) / 2.0
+    return np.exp(0.5 * (frac * math.log(beta) + (1.0 - frac) * math.log(beta_tilde)))
+
+
+def ddpm_step(x_t, model_output, *, prediction_type, alpha_bar_t, alpha_bar_prev, noise=None,
+              variance_type="fixed_small", predicted_variance=None, clip_sample=False,
+              clip_sample_range=1.0):
+    """One ancestral DDPM step in x₀ form (paper Eq. 20), for any stride ᾱ_t → ᾱ_prev.
+
+    μ̃ = [√ᾱ_prev·β/(1-ᾱ_t)]·x̂₀ + [√(ᾱ_t/ᾱ_prev)·(1-ᾱ_prev)/(1-ᾱ_t)]·x_t, β = 1 - ᾱ_t/ᾱ_prev;
+    x_prev = μ̃ + std·z with std from :func:`ddpm_variance`. At ᾱ_t = 0 this is √ᾱ_prev·x̂₀ + std·z:
+    finite, with no division by α_t (the ε-form mean would divide by zero there).
+    """
+    a_t, a_p = _levels(alpha_bar_t, alpha_bar_prev)
+    x0, _ = predict_x0_and_eps(x_t, model_output, prediction_type, a_t)
+    x0 = _clip(x0, clip_sample, clip_sample_range)
+    beta = (a_p - a_t) / a_p
+    c_x0 = math.sqrt(a_p) * beta / (1.0 - a_t)
+    c_xt = math.sqrt(a_t / a_p) * (1.0 - a_p) / (1.0 - a_t)
+    std = ddpm_variance(a_t, a_p, variance_type, predicted_variance)
+    x_t = np.asarray(x_t, dtype=np.float64)
+    return c_x0 * x0 + c_xt * x_t + _noise_term(noise, std, x0.shape)
+
+
+# --- DDIM -----------------------------------------------------------------------------------------
+
+
+def ddim_noise_scale(alpha_bar_t, alpha_bar_prev, eta=0.0) -> tuple[float, float]:
+    """(ε̂ coefficient, noise scale s) of a DDIM step (paper Eqs. 21-22).
+
+    s = η·√((1-ᾱ_prev)/(1-ᾱ_t))·√(1-ᾱ_t/ᾱ_prev); the ε̂ coefficient is √(1-ᾱ_prev-s²), its radicand
+    written as (1-ᾱ_prev)·[(1-η²) + η²·ᾱ_t(1-ᾱ_prev)/(ᾱ_prev(1-ᾱ_t))]: a sum of non-negative terms,
+    so it is exactly 0 (never slightly negative) at ᾱ_t = 0 with η = 1.
+    """
+    a_t, a_p = _levels(alpha_bar_t, alpha_bar_prev)
+    eta = _eta(eta)
+    s = eta * math.sqrt((1.0 - a_p) / (1.0 - a_t) * ((a_p - a_t) / a_p))
+    keep = (1.0 - eta) * (1.0 + eta) + eta * eta * (a_t * (1.0 - a_p)) / (a_p * (1.0 - a_t))
+    return math.sqrt((1.0 - a_p) * keep), s
+
+
+def ddim_step(x_t, model_output, *, prediction_type, alpha_bar_t, alpha_bar_prev, eta=0.0,
+              noise=None, clip_sample=False, clip_sample_range=1.0, use_clipped_model_output=False):
+    """One DDIM step (paper Eqs. 21-22): x_prev = √ᾱ_prev·x̂₀ + √(1-ᾱ_prev-s²)·ε̂ + s·z.
+
+    With ``clip_sample`` x̂₀ is clipped to ±clip_sample_range; ``use_clipped_model_output`` then
+    re-derives ε̂ = (x_t - √ᾱ_t·x̂₀)/√(1-ᾱ_t) from the clipped x̂₀ (as diffusers does).
+    """
+    a_t, a_p = _levels(alpha_bar_t, alpha_bar_prev)
+    x0, eps = predict_x0_and_eps(x_t, model_output, prediction_type, a_t)
+    x0 = _clip(x0, clip_sample, clip_sample_range)
+    if clip_sample and use_clipped_model_output:
+        eps = (np.asarray(x_t, np.float64) - math.sqrt(a_t) * x0) / math.sqrt(1.0 - a_t)
+    c_eps, s = ddim_noise_scale(a_t, a_p, eta)
+    return math.sqrt(a_p) * x0 + c_eps * eps + _noise_term(noise, s, x0.shape)
+
+
+# --- Euler and Euler ancestral (variance-exploding state) -----------------------------------------
+
+
+def _ve_x0_and_eps(x, model_output, prediction_type, sigma):
+    """x̂₀ and ε̂ from the VE state x = x_t/√ᾱ at level σ (finite σ only)."""
+    sigma = _checks.real("sigma", sigma, 0.0, low_open=True, allow_inf=True)
+    if math.isinf(sigma):
+        raise ValueError(
+            "sigma = inf (zero terminal SNR): the variance-exploding state x = x_t/sqrt(alpha_bar) is "
+            "infinite there. Take this step in the variance-preserving variable with ddim_step "
+            "(eta=0 is Euler, eta is Euler ancestral: the same update), as sample_loop does.")
+    scale = math.sqrt(sigma * sigma + 1.0)
+    x = _checks.array("x", x)
+    return predict_x0_and_eps(x / scale, model_output, prediction_type, 1.0 / (sigma * sigma + 1.0))
+
+
+def euler_churn(x, sigma, *, num_inference_steps, noise=None, s_churn=0.0, s_tmin=0.0,
+                s_tmax=math.inf, s_noise=1.0):
+    """Karras et al. (2022) Alg. 2 churn: raise σ to σ̂ = σ(1+γ) by adding noise.
+
+    γ = min(s_churn/S, √2-1) if s_tmin <= σ <= s_tmax else 0; x̂ = x + s_noise·√(σ̂²-σ²)·z.
+    Returns (x̂, σ̂). The model is then evaluated at (x̂, σ̂).
+    """
+    S = _checks.integer("num_inference_steps", num_inference_steps, 1)
+    churn = _checks.real("s_churn", s_churn, 0.0)
+    tmin = _checks.real("s_tmin", s_tmin, 0.0, allow_inf=True)
+    tmax = _checks.real("s_tmax", s_tmax, 0.0, allow_inf=True)
+    snoise = _checks.real("s_noise", s_noise, 0.0)
+    sigma = _checks.real("sigma", sigma, 0.0, allow_inf=True)
+    x = _checks.array("x", x)
+    gamma = min(churn / S, math.sqrt(2.0) - 1.0) if tmin <= sigma <= tmax else 0.0
+    if gamma == 0.0 or sigma == 0.0:
+        return x, sigma
+    sigma_hat = sigma * (1.0 + gamma)
+    return x + _noise_term(noise, snoise * sigma * math.sqrt(gamma * (2.0 + gamma)), x.shape), sigma_hat
+
+
+def euler_step(x, model_output, *, prediction_type, sigma, sigma_next):
+    """One Euler step of the probability-flow ODE (Karras et al. 2022; paper Sec. 6).
+
+    d = (x - x̂₀)/σ = ε̂, x_next = x + (σ_next - σ)·d, i.e. x̂₀ + (σ_next/σ)(x - x̂₀).
+    In the VP variable this is exactly DDIM with η = 0. For churn, call :func:`euler_churn` first
+    and pass its (x̂, σ̂) as (x, sigma).
+    """
+    sigma_next = _checks.real("sigma_next", sigma_next, 0.0)
+    _, d = _ve_x0_and_eps(x, model_output, prediction_type, sigma)
+    if sigma_next > sigma:
+        raise ValueError(f"sigma_next={sigma_next} must be <= sigma={sigma}")
+    return np.asarray(x, np.float64) + (sigma_next - sigma) * d
+
+
+def ancestral_sigmas(sigma, sigma_next, eta=1.0) -> tuple[float, float]:
+    """(σ_down, σ_up) of k-diffusion's ``get_ancestral_step``.
+
+    σ_up = min(σ_next, η·√(σ_next²(σ²-σ_next²)/σ²)), σ_down = √(σ_next² - σ_up²), the latter
+    written as σ_next·√((1-η²) + η²·σ_next²/σ²) (no cancellation). As σ → ∞: σ_up → σ_next, σ_down → 0.
+    """
+    sigma = _checks.real("sigma", sigma, 0.0, low_open=True, allow_inf=True)
+    sigma_next = _checks.real("sigma_next", sigma_next, 0.0)
+    eta = _eta(eta)
+    if sigma_next > sigma:
+        raise ValueError(f"sigma_next={sigma_next} must be <= sigma={sigma}")
+    q = sigma_next / sigma
+    up = min(sigma_next, eta * sigma_next * math.sqrt((1.0 - q) * (1.0 + q)))
+    down = sigma_next * math.sqrt((1.0 - eta) * (1.0 + eta) + eta * eta * q * q)
+    return down, up
+
+
+def euler_ancestral_step(x, model_output, *, prediction_type, sigma, sigma_next, eta=1.0, noise=None):
+    """One Euler-ancestral step (k-diffusion ``sample_euler_ancestral``).
+
+    x_next = x + (σ_down - σ)·d + σ_up·z with d = ε̂ and (σ_down, σ_up) from :func:`ancestral_sigmas`.
+    In the VP variable this is exactly DDIM with the same η.
+    """
+    down, up = ancestral_sigmas(sigma, sigma_next, eta)
+    _, d = _ve_x0_and_eps(x, model_output, prediction_type, sigma)
+    x = np.asarray(x, np.float64)
+    return x + (down - sigma) * d + _noise_term(noise, up, x.shape)

@@ -1,0 +1,124 @@
+"""Sample-step selection (Table 2) and the Euler-family σ schedules.
+
+Timesteps are 0-based (0..T-1) and descending, as implementations use them. The paper's
+1-based numbers come from :func:`to_paper_timesteps`, an explicit +1.
+Every rounding is done exactly, on integers, half to even (NumPy's ``round``), so the oracle's
+timesteps are those of the exact rational formulas.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _checks
+from .schedules import Schedule
+
+SPACINGS = ("linspace", "leading", "trailing")
+INTERPOLATIONS = ("linear", "log_linear")
+FINAL_SIGMAS = ("zero", "sigma_min")
+
+
+def _round_ratio(num: np.ndarray, den: int) -> np.ndarray:
+    """round(num/den), half to even, exactly, for integer num >= 0 and den > 0."""
+    q, r = np.divmod(num, den)
+    up = (2 * r > den) | ((2 * r == den) & (q % 2 == 1))
+    return q + up
+
+
+def timesteps(spacing: str, num_train_timesteps: int, num_inference_steps: int,
+              steps_offset: int = 0) -> np.ndarray:
+    """The S timesteps a sampler evaluates, descending, 0-based (int64).
+
+    ``linspace`` (iDDPM): round(linspace(0, T-1, S)), reversed.
+    ``leading`` (DDIM, PNDM): k·⌊T/S⌋ + steps_offset, k = S-1..0.
+    ``trailing`` (DPM-Solver; the paper's fix): round(T - k·T/S) - 1, k = 0..S-1; starts at T-1.
+    """
+    _checks.choice("spacing", spacing, SPACINGS)
+    T = _checks.integer("num_train_timesteps", num_train_timesteps, 1)
+    S = _checks.integer("num_inference_steps", num_inference_steps, 1, T)
+    offset = _checks.integer("steps_offset", steps_offset, 0, T - 1)
+    if offset and spacing != "leading":
+        raise ValueError(f"steps_offset applies only to leading spacing; got steps_offset={offset} "
+                         f"with {spacing!r}")
+    k = np.arange(S, dtype=np.int64)
+    if spacing == "linspace":
+        out = _round_ratio(k * (T - 1), S - 1)[::-1] if S > 1 else np.zeros(1, np.int64)
+    elif spacing == "leading":
+        out = (k * (T // S))[::-1] + offset
+        if out[0] > T - 1:
+            raise ValueError(f"leading spacing with steps_offset={offset} reaches t={out[0]} > T-1={T - 1}; "
+                             f"use steps_offset <= {T - 1 - (S - 1) * (T // S)}")
+    else:
+        out = _round_ratio(T * (S - k), S) - 1
+    return np.ascontiguousarray(out, dtype=np.int64)
+
+
+def to_paper_timesteps(timesteps) -> np.ndarray:
+    """0-based implementation timesteps → the paper's 1-based ones (Table 2): t + 1."""
+    return np.asarray(timesteps) + 1
+
+
+def from_paper_timesteps(timesteps) -> np.ndarray:
+    """The paper's 1-based timesteps → 0-based: t - 1."""
+    return np.asarray(timesteps) - 1
+
+
+def sigma_at(schedule: Schedule, t, interpolation: str = "linear") -> np.ndarray:
+    """Euler-family σ at (possibly fractional) training timesteps t in [0, T-1].
+
+    ``linear``: σ interpolated linearly in t (diffusers' Euler ``interpolation_type="linear"``).
+    ``log_linear``: log σ interpolated linearly in t (k-diffusion's ``t_to_sigma``).
+    At zero terminal SNR σ_{T-1} = +inf, and so is σ at any t in (T-2, T-1].
+    """
+    if not isinstance(schedule, Schedule):
+        raise TypeError(f"schedule must be a Schedule; got {type(schedule).__name__}")
+    _checks.choice("interpolation", interpolation, INTERPOLATIONS)
+    t = _checks.array("t", t)
+    T = schedule.num_train_timesteps
+    _checks.in_range("t", t, 0.0, T - 1)
+    lo = np.floor(t).astype(np.int64)
+    hi = np.minimum(lo + 1, T - 1)
+    w = t - lo
+    sig = schedule.euler_sigma
+    s_lo, s_hi = sig[lo], sig[hi]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if interpolation == "linear":
+            mixed = s_lo + w * (s_hi - s_lo)
+        else:
+            mixed = np.exp(np.log(s_lo) + w * (np.log(s_hi) - np.log(s_lo)))
+    # exact at integer t; +inf whenever an infinite endpoint carries weight
+    return np.where(w == 0, s_lo, np.where(np.isinf(s_hi), np.inf, mixed))
+
+
+def euler_sigmas(schedule: Schedule, timesteps, interpolation: str = "linear",
+                 final_sigma: str = "zero") -> np.ndarray:
+    """σ at each timestep followed by the final σ: length S+1, as Euler samplers consume it.
+
+    ``final_sigma="zero"`` ends on clean data; ``"sigma_min"`` ends at σ of t = 0.
+    """
+    _checks.choice("final_sigma", final_sigma, FINAL_SIGMAS)
+    sig = sigma_at(schedule, timesteps, interpolation)
+    last = 0.0 if final_sigma == "zero" else schedule.euler_sigma[0]
+    return np.concatenate([np.atleast_1d(sig), [last]])
+
+
+def karras_sigmas(sigma_min: float, sigma_max: float, num_inference_steps: int,
+                  rho: float = 7.0) -> np.ndarray:
+    """Karras et al. (2022) Eq. 5: (σ_max^(1/ρ) + k/(S-1)·(σ_min^(1/ρ) - σ_max^(1/ρ)))^ρ, descending.
+
+    Needs a finite σ_max: at zero terminal SNR σ_max = ∞ and every σ of this schedule would be
+    ∞. Use a floored schedule (:func:`reference.schedules.with_terminal_floor`) for Karras σ.
+    """
+    S = _checks.integer("num_inference_steps", num_inference_steps, 1)
+    rho = _checks.real("rho", rho, 0.0, low_open=True)
+    lo = _checks.real("sigma_min", sigma_min, 0.0, low_open=True, allow_inf=True)
+    hi = _checks.real("sigma_max", sigma_max, 0.0, low_open=True, allow_inf=True)
+    if np.isinf(hi) or np.isinf(lo):
+        raise ValueError("karras_sigmas needs finite sigma_min and sigma_max; zero terminal SNR gives "
+                         "σ_max = inf, for which the Karras schedule is inf everywhere. Use a floored "
+                         "schedule (with_terminal_floor) or a sampler that starts from σ = inf directly.")
+    if lo > hi:
+        raise ValueError(f"sigma_min={lo} must not exceed sigma_max={hi}")
+    ramp = np.linspace(0.0, 1.0, S) if S > 1 else np.zeros(1)
+    a, b = hi ** (1.0 / rho), lo ** (1.0 / rho)
+    return (a + ramp * (b - a)) ** rho
