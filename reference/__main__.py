@@ -35,9 +35,9 @@ def main(argv=None) -> int:
         rows += [(f"rescaled, floor {name}", with_terminal_floor(zero, f))
                  for name, f in (("2^-24 (diffusers Euler)", DIFFUSERS_EULER_FLOOR),
                                  ("4.897e-08 (ComfyUI/A1111)", COMFYUI_FLOOR)) if f < zero.alphas_cumprod[-2]]
-    print(f"{'':34} {'SNR(T)':>14} {'sqrt(abar_T)':>14} {'sigma_max (Euler)':>18}")
+    print(f"{'':42} {'SNR(T)':>14} {'sqrt(abar_T)':>14} {'sigma_max (Euler)':>18}")
     for label, s in rows:
-        print(f"{label:34} {s.snr[-1]:14.7g} {s.alpha[-1]:14.7g} {s.euler_sigma[-1]:18.7g}")
+        print(f"{label:42} {s.snr[-1]:14.7g} {s.alpha[-1]:14.7g} {s.euler_sigma[-1]:18.7g}")
     print(f"\ntimesteps, S = {args.steps} (0-based as implemented; 1-based as in the paper's Table 2)")
     with np.printoptions(linewidth=200, threshold=50):
         for sp in SPACINGS:

@@ -1,0 +1,14 @@
+"""Top-level pytest configuration of the zsnr repository.
+
+The zsnr plug-in (Hypothesis profiles, the ``--impl`` option, the ``impl`` fixture) is loaded
+through its entry point, so it also works from an installed copy (``pytest --pyargs properties``).
+This file only checks that it is there: run ``pip install -e .`` first.
+"""
+
+import pytest
+
+
+def pytest_configure(config):
+    if not config.pluginmanager.has_plugin("zsnr"):
+        raise pytest.UsageError("the zsnr pytest plug-in is not installed: run `pip install -e '.[all]'` "
+                                "in the repository first (see README.md)")

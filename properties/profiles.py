@@ -1,0 +1,12 @@
+"""Hypothesis profiles. ``dev``: fast, for editing. ``ci``: derandomized, the CI default (chosen
+when the environment variable CI is set). ``thorough``: deep, for a nightly or a release."""
+
+from hypothesis import HealthCheck, settings
+
+_common = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+settings.register_profile("dev", max_examples=15, **_common)
+settings.register_profile("ci", max_examples=40, derandomize=True, print_blob=True, **_common)
+settings.register_profile("thorough", max_examples=1000, **_common)
+
+PROFILES = ("dev", "ci", "thorough")
