@@ -36,6 +36,7 @@ from .schedules import (
 from .spacing import (
     SPACINGS,
     euler_sigmas,
+    fractional_timesteps,
     from_paper_timesteps,
     karras_sigmas,
     sigma_at,

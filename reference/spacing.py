@@ -53,6 +53,20 @@ def timesteps(spacing: str, num_train_timesteps: int, num_inference_steps: int,
     return np.ascontiguousarray(out, dtype=np.int64)
 
 
+def fractional_timesteps(spacing: str, num_train_timesteps: int, num_inference_steps: int,
+                         steps_offset: int = 0) -> np.ndarray:
+    """Timesteps of the Euler family (k-diffusion, diffusers' Euler schedulers), float64, descending.
+
+    ``linspace`` is left unrounded: (S-1-k)·(T-1)/(S-1); ``leading`` and ``trailing`` are the
+    integers of :func:`timesteps`. σ at fractional t comes from :func:`sigma_at`.
+    """
+    out = timesteps(spacing, num_train_timesteps, num_inference_steps, steps_offset).astype(np.float64)
+    if spacing == "linspace" and num_inference_steps > 1:
+        k = np.arange(num_inference_steps - 1, -1, -1, dtype=np.float64)
+        out = k * (num_train_timesteps - 1) / (num_inference_steps - 1)
+    return out
+
+
 def to_paper_timesteps(timesteps) -> np.ndarray:
     """0-based implementation timesteps → the paper's 1-based ones (Table 2): t + 1."""
     return np.asarray(timesteps) + 1
@@ -121,4 +135,9 @@ def karras_sigmas(sigma_min: float, sigma_max: float, num_inference_steps: int,
         raise ValueError(f"sigma_min={lo} must not exceed sigma_max={hi}")
     ramp = np.linspace(0.0, 1.0, S) if S > 1 else np.zeros(1)
     a, b = hi ** (1.0 / rho), lo ** (1.0 / rho)
-    return (a + ramp * (b - a)) ** rho
+    # (1-r)·a + r·b, not a + r·(b-a): no cancellation near σ_min, exact at r = 0 and r = 1. The
+    # endpoints are then set exactly (x^(1/ρ))^ρ alone is off by ~ρ/2 ulp) and the interior kept in
+    # [σ_min, σ_max], where the exact values lie.
+    out = np.clip(((1.0 - ramp) * a + ramp * b) ** rho, lo, hi)
+    out[0], out[-1] = hi, (lo if S > 1 else hi)
+    return out

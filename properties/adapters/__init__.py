@@ -1,0 +1,1 @@
+"""Adapters that put real implementations behind :mod:`properties.contract`."""

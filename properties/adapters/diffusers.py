@@ -1,0 +1,208 @@
+"""diffusers' schedulers behind zsnr's contract (:mod:`properties.contract`).
+
+A repository that subclasses or forks diffusers' schedulers tests its own classes with::
+
+    from properties.adapters.diffusers import DiffusersImplementation
+    impl = DiffusersImplementation(ddim=MyDDIMScheduler, guidance_rescale=my_rescale_noise_cfg)
+
+and ``pytest --pyargs properties --impl my_pkg.my_adapter:impl``.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import numpy as np
+import torch
+
+from ..contract import SAMPLERS, SamplerConfig, Unsupported
+
+_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16,
+           "float64": torch.float64}
+
+#: which beta schedules each diffusers class implements ("sigmoid" is DDPM-only)
+_SCHEDULES = {
+    "ddpm": ("linear", "scaled_linear", "squaredcos_cap_v2", "sigmoid"),
+    "ddim": ("linear", "scaled_linear", "squaredcos_cap_v2"),
+    "euler": ("linear", "scaled_linear", "squaredcos_cap_v2"),
+    "euler_ancestral": ("linear", "scaled_linear", "squaredcos_cap_v2"),
+}
+
+
+def _default_classes():
+    from diffusers import (DDIMScheduler, DDPMScheduler, EulerAncestralDiscreteScheduler,
+                           EulerDiscreteScheduler)
+    return {"ddpm": DDPMScheduler, "ddim": DDIMScheduler, "euler": EulerDiscreteScheduler,
+            "euler_ancestral": EulerAncestralDiscreteScheduler}
+
+
+def _default_rescale_noise_cfg():
+    from diffusers.guiders.guider_utils import rescale_noise_cfg
+    return rescale_noise_cfg
+
+
+def _f64(t) -> np.ndarray:
+    return t.detach().to("cpu", torch.float64).numpy()
+
+
+class DiffusersSampler:
+    """One diffusers scheduler, configured and with timesteps set."""
+
+    def __init__(self, impl: DiffusersImplementation, cls, config: SamplerConfig, init_kwargs: dict):
+        self.impl, self.config = impl, config
+        try:
+            self.scheduler = cls(**init_kwargs)
+            self.scheduler.set_timesteps(config.num_inference_steps)
+        except NotImplementedError as exc:
+            raise Unsupported(f"{cls.__name__}: {exc}") from None
+        s = self.scheduler
+        self.alphas_cumprod = _f64(s.alphas_cumprod) if hasattr(s, "alphas_cumprod") else None
+        self.timesteps = _f64(s.timesteps)
+        self.sigmas = _f64(s.sigmas) if getattr(s, "sigmas", None) is not None else None
+        self.state = "ve" if self.sigmas is not None and float(s.init_noise_sigma) != 1.0 else "vp"
+        if self.sigmas is not None and len(self.sigmas) != len(self.timesteps) + 1:
+            self.state = "ve"
+
+    def _tensor(self, x):
+        return torch.as_tensor(np.asarray(x, np.float64)).to(self.impl.device, self.impl.torch_dtype)
+
+    def _reset(self, i):
+        # put the scheduler at step index i using public API only
+        s = self.scheduler
+        if hasattr(s, "set_begin_index"):
+            s.set_timesteps(self.config.num_inference_steps)
+            s.set_begin_index(i)
+
+    def model_input(self, i, x):
+        if self.state == "vp":
+            return np.asarray(x, np.float64)
+        self._reset(i)
+        t = self.scheduler.timesteps[i]
+        return _f64(self.scheduler.scale_model_input(self._tensor(x), t))
+
+    def step(self, i, x, model_output, seed, predicted_variance=None):
+        s, cfg = self.scheduler, self.config
+        self._reset(i)
+        out = self._tensor(model_output)
+        if predicted_variance is not None:
+            out = torch.cat([out, self._tensor(predicted_variance)], dim=1)
+        kwargs = {}
+        params = inspect.signature(s.step).parameters
+        for name in ("eta", "use_clipped_model_output", "s_churn", "s_tmin", "s_tmax", "s_noise"):
+            if name in params and cfg.option(name) is not None:
+                kwargs[name] = cfg.option(name)
+        gen = torch.Generator(device=self.impl.device).manual_seed(seed)
+        sample = self._tensor(x)
+        if self.state == "ve":
+            s.scale_model_input(sample, s.timesteps[i])  # as pipelines do before step()
+        prev = s.step(out, s.timesteps[i], sample, generator=gen, return_dict=False, **kwargs)[0]
+        # the standard normal diffusers' randn_tensor draws from this seed (bit-exact for one generator)
+        z = torch.randn(sample.shape, generator=torch.Generator(device=self.impl.device).manual_seed(seed),
+                        device=self.impl.device, dtype=self.impl.torch_dtype)
+        return _f64(prev), _f64(z)
+
+
+class DiffusersImplementation:
+    """diffusers' DDPM, DDIM, Euler and Euler-ancestral schedulers and ``rescale_noise_cfg``.
+
+    Pass replacement classes (same constructor and ``step`` as diffusers') to test your own:
+    ``DiffusersImplementation(ddim=MyDDIM, guidance_rescale=my_rescale)``. ``dtype`` is the dtype
+    of the latents and model outputs (float32, float16, bfloat16); ``device`` e.g. "cuda".
+    """
+
+    name = "diffusers"
+
+    def __init__(self, ddpm=None, ddim=None, euler=None, euler_ancestral=None, guidance_rescale=None,
+                 dtype: str = "float32", device: str = "cpu"):
+        if dtype not in _DTYPES:
+            raise ValueError(f"dtype must be one of {tuple(_DTYPES)}; got {dtype!r}")
+        self.classes = _default_classes()
+        for key, cls in dict(ddpm=ddpm, ddim=ddim, euler=euler, euler_ancestral=euler_ancestral).items():
+            if cls is not None:
+                self.classes[key] = cls
+        self._rescale = guidance_rescale or _default_rescale_noise_cfg()
+        self.dtype, self.torch_dtype, self.device = dtype, _DTYPES[dtype], device
+        self.unit_roundoff = float(torch.finfo(self.torch_dtype).eps) / 2
+
+    def __repr__(self):
+        names = ", ".join(f"{k}={v.__name__}" for k, v in self.classes.items())
+        return f"DiffusersImplementation({names}, dtype={self.dtype!r}, device={self.device!r})"
+
+    def quantize(self, x):
+        return _f64(torch.as_tensor(np.asarray(x, np.float64)).to(self.torch_dtype))
+
+    def _init_kwargs(self, cls, cfg: SamplerConfig) -> dict:
+        kw = dict(num_train_timesteps=cfg.num_train_timesteps, beta_schedule=cfg.beta_schedule,
+                  prediction_type=cfg.prediction_type, timestep_spacing=cfg.spacing,
+                  steps_offset=cfg.steps_offset, rescale_betas_zero_snr=cfg.rescale)
+        if cfg.beta_start is not None:
+            kw["beta_start"] = cfg.beta_start
+        if cfg.beta_end is not None:
+            kw["beta_end"] = cfg.beta_end
+        if cfg.beta_schedule in ("linear", "scaled_linear", "sigmoid"):
+            # diffusers' defaults are DDPM's range for every schedule; zsnr's scaled_linear default is SD's
+            from reference.schedules import DEFAULT_BETA_RANGE
+            kw.setdefault("beta_start", DEFAULT_BETA_RANGE[cfg.beta_schedule][0])
+            kw.setdefault("beta_end", DEFAULT_BETA_RANGE[cfg.beta_schedule][1])
+        params = inspect.signature(cls.__init__).parameters
+        for name in ("variance_type", "clip_sample", "set_alpha_to_one", "interpolation_type",
+                     "final_sigmas_type"):
+            if name in params:
+                value = cfg.option(name)
+                if name == "clip_sample" and value is None:
+                    value = False  # diffusers defaults to True; zsnr's configurations say it
+                if value is not None:
+                    kw[name] = value
+        return {k: v for k, v in kw.items() if k in params}
+
+    def build(self, config: SamplerConfig) -> DiffusersSampler:
+        if config.sampler not in SAMPLERS:
+            raise Unsupported(f"no diffusers sampler for {config.sampler!r}")
+        if config.beta_schedule not in _SCHEDULES[config.sampler]:
+            raise Unsupported(f"diffusers {config.sampler} has no beta_schedule {config.beta_schedule!r}")
+        if config.sampler == "euler_ancestral" and config.option("eta", 1.0) != 1.0:
+            raise Unsupported("diffusers' EulerAncestralDiscreteScheduler has no eta (it is 1)")
+        if config.sampler == "euler_ancestral" and config.prediction_type == "sample":
+            raise Unsupported("diffusers' EulerAncestralDiscreteScheduler does not implement prediction_type='sample'")
+        if config.num_inference_steps > config.num_train_timesteps:
+            raise Unsupported("S > T")
+        cls = self.classes[config.sampler]
+        return DiffusersSampler(self, cls, config, self._init_kwargs(cls, config))
+
+    def guidance_rescale(self, x_cfg, x_pos, guidance_rescale):
+        cfg = torch.as_tensor(np.asarray(x_cfg, np.float64)).to(self.device, self.torch_dtype)
+        pos = torch.as_tensor(np.asarray(x_pos, np.float64)).to(self.device, self.torch_dtype)
+        return _f64(self._rescale(cfg, pos, guidance_rescale=guidance_rescale))
+
+    def generic_samplers(self) -> dict:
+        """Every diffusers scheduler class whose constructor takes ``rescale_betas_zero_snr``."""
+        import diffusers.schedulers as schedulers
+
+        found = {}
+        for name in sorted(dir(schedulers)):
+            if not name.endswith("Scheduler"):
+                continue
+            try:
+                cls = getattr(schedulers, name)
+            except (AttributeError, ImportError):  # optional back-ends (flax, scipy, ...) missing
+                continue
+            if not inspect.isclass(cls):
+                continue
+            try:
+                params = inspect.signature(cls.__init__).parameters
+            except (TypeError, ValueError):
+                continue
+            if "rescale_betas_zero_snr" in params:
+                found[name] = self._generic_factory(cls)
+        return found
+
+    def _generic_factory(self, cls):
+        def build(config: SamplerConfig):
+            kw = self._init_kwargs(cls, config)
+            try:
+                return DiffusersSampler(self, cls, config, kw)
+            except Unsupported:
+                raise
+            except Exception as exc:  # a configuration this class rejects
+                raise Unsupported(f"{cls.__name__} rejects {config}: {type(exc).__name__}: {exc}") from None
+        return build
