@@ -9,11 +9,11 @@ rescaling (where ᾱ = 0).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import _checks
+from . import _checks, _dd
 
 #: Beta schedules by name (diffusers' ``beta_schedule`` names, plus the unclipped cosine).
 BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2", "cosine_unclipped", "sigmoid")
@@ -37,37 +37,22 @@ DIFFUSERS_EULER_FLOOR = 2.0**-24
 COMFYUI_FLOOR = 4.8973451890853435e-08
 
 
-# --- double-double helpers (error-free transformations), used for the running product ᾱ --------
-
-_SPLITTER = 134217729.0  # 2**27 + 1 (Dekker)
+# --- the running product ᾱ, in double-double ---------------------------------------------------
 
 
-def _two_prod(a, b):
-    p = a * b
-    c = _SPLITTER * a
-    ah = c - (c - a)
-    al = a - ah
-    c = _SPLITTER * b
-    bh = c - (c - b)
-    bl = b - bh
-    return p, ((ah * bh - p) + ah * bl + al * bh) + al * bl
+def _dd_cumprod(beta_hi: np.ndarray, beta_lo: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Running product of 1 - β, β = beta_hi + beta_lo, as a double-double (hi, lo), by a
+    log-depth prefix scan.
 
-
-def _dd_cumprod(factors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Running product of 1 - β as a double-double (hi, lo), by a log-depth prefix scan.
-
-    The factors 1 - β are formed exactly (hi + lo), and every product keeps ~106 bits,
-    so ᾱ = hi + lo carries about 2⁻¹⁰⁰ relative error before its final rounding.
+    The factors 1 - β are formed exactly to ~106 bits and every product keeps ~106 bits, so
+    ᾱ = hi + lo carries about T·2⁻¹⁰⁵ relative error before its final rounding.
     """
-    betas = factors
-    hi = 1.0 - betas
-    lo = (1.0 - hi) - betas  # exact: 1 - β = hi + lo
+    hi, lo = _dd.two_sum(1.0, -beta_hi)
+    hi, lo = _dd.fast_two_sum(hi, lo - beta_lo)
     shift = 1
     while shift < hi.size:
-        p, e = _two_prod(hi[shift:], hi[:-shift])
-        e = e + (hi[shift:] * lo[:-shift] + lo[shift:] * hi[:-shift])
-        s = p + e
-        hi, lo = np.concatenate([hi[:shift], s]), np.concatenate([lo[:shift], e - (s - p)])
+        p, q = _dd.mul((hi[shift:], lo[shift:]), (hi[:-shift], lo[:-shift]))
+        hi, lo = np.concatenate([hi[:shift], p]), np.concatenate([lo[:shift], q])
         shift *= 2
     return hi, lo
 
@@ -88,12 +73,18 @@ class Schedule:
     alphas_cumprod: np.ndarray
     one_minus_alphas_cumprod: np.ndarray
     name: str = "custom"
+    #: Low part of ᾱ where it was computed to double-double precision (exact ᾱ_t ≈
+    #: alphas_cumprod[t] + alphas_cumprod_lo[t]); None where ᾱ is taken as exact as given.
+    #: Algorithm 1 uses it for the differences ᾱ_t - ᾱ_T, which cancel near t = T.
+    alphas_cumprod_lo: np.ndarray | None = field(default=None, repr=False)
 
     def __post_init__(self):
-        for field in ("betas", "alphas_cumprod", "one_minus_alphas_cumprod"):
-            arr = np.array(getattr(self, field), dtype=np.float64)
+        for name in ("betas", "alphas_cumprod", "one_minus_alphas_cumprod", "alphas_cumprod_lo"):
+            if getattr(self, name) is None:
+                continue
+            arr = np.array(getattr(self, name), dtype=np.float64)
             arr.flags.writeable = False
-            object.__setattr__(self, field, arr)
+            object.__setattr__(self, name, arr)
 
     @classmethod
     def from_betas(cls, betas, name: str = "custom") -> Schedule:
@@ -102,9 +93,15 @@ class Schedule:
         if betas.size == 0:
             raise ValueError("betas must hold at least one value (T >= 1)")
         _checks.in_range("betas", betas, 0.0, 1.0, low_open=True)
-        hi, lo = _dd_cumprod(betas)
+        return cls._from_dd_betas(betas, np.zeros_like(betas), name)
+
+    @classmethod
+    def _from_dd_betas(cls, beta_hi: np.ndarray, beta_lo: np.ndarray, name: str) -> Schedule:
+        """The schedule of β = beta_hi + beta_lo (a double-double), ᾱ by a double-double product."""
+        hi, lo = _dd_cumprod(beta_hi, beta_lo)
         alphas_cumprod = hi + lo
-        return cls(betas, alphas_cumprod, (1.0 - hi) - lo, name)
+        abar_lo = (hi - alphas_cumprod) + lo  # exact: alphas_cumprod is hi or its neighbour
+        return cls(beta_hi, alphas_cumprod, (1.0 - hi) - lo, name, abar_lo)
 
     @classmethod
     def from_alphas_cumprod(cls, alphas_cumprod, name: str = "custom") -> Schedule:
@@ -169,21 +166,57 @@ class Schedule:
 # --- beta schedules -----------------------------------------------------------------------------
 
 
-def _cosine_angles(T: int) -> tuple[np.ndarray, float]:
-    """a_t with f((t+1)/T)/f(0) = sin²(a_t)/sin²(c), using cos(x·π/2) = sin((1-x)·π/2)."""
-    c = math.pi / (2.0 * (1.0 + COSINE_OFFSET))
-    return c * (np.arange(T - 1, -1, -1, dtype=np.float64) / T), c
+_PI = (math.pi, 1.2246467991473532e-16)  # π as a double-double
+
+
+def _cosine_angles(T: int):
+    """Angles of f((t+1)/T)/f(0) = sin²(a_t)/sin²(c), using cos(x·π/2) = sin((1-x)·π/2), as
+    double-doubles: c = π/(2(1+s)), a_t = c·(T-1-t)/T, and -- formed directly, never as a
+    difference -- the complement b_t = c - a_t = c·(t+1)/T and g = π/2 - c = π·s/(2(1+s))."""
+    two_one_plus_s = _dd.two_sum(2.0, 2.0 * COSINE_OFFSET)
+    c = _dd.div((np.float64(_PI[0]), np.float64(_PI[1])), two_one_plus_s)
+    g = _dd.div(_dd.mul((np.float64(_PI[0]), np.float64(_PI[1])), _dd.const(COSINE_OFFSET)), two_one_plus_s)
+    a = _dd.mul(c, _dd.ratio(np.arange(T - 1, -1, -1, dtype=np.float64), float(T)))
+    b = _dd.mul(c, _dd.ratio(np.arange(1, T + 1, dtype=np.float64), float(T)))
+    return a, b, c, g
+
+
+def _sin(x):
+    """sin of a double-double angle in [0, π/2], as a double-double: sin(x_hi) + cos(x_hi)·x_lo
+    (the float sin's own ~0.5 ULP remains)."""
+    return _dd.fast_two_sum(np.sin(x[0]), np.cos(x[0]) * x[1])
+
+
+def _sin_near_pi(x, pi_minus_x):
+    """sin x for x in [0, π], given x and π - x (double-doubles) each to full relative precision:
+    sin is ill-conditioned near π, so use sin(π - x) there (both arguments stay in [0, π/2])."""
+    direct, mirrored = _sin(x), _sin(pi_minus_x)
+    use = x[0] <= math.pi / 2
+    return np.where(use, direct[0], mirrored[0]), np.where(use, direct[1], mirrored[1])
 
 
 def _cosine(T: int, clip: bool, name: str) -> Schedule:
     # Improved DDPM: ᾱ_t = f(t)/f(0), β_t = 1 - ᾱ_t/ᾱ_{t-1}. Written with sines so that ᾱ_T = 0
-    # exactly, and with sin² b - sin² a = sin(b-a) sin(b+a) so that β and 1 - ᾱ do not cancel.
-    a, c = _cosine_angles(T)
-    prev = np.concatenate([[c], a[:-1]])  # angle of t-1 (of f(0) at t = 0)
-    step = c / T
-    betas = np.sin(step) * np.sin(prev + a) / np.sin(prev) ** 2
-    abar = (np.sin(a) / np.sin(c)) ** 2
-    one_minus = np.sin(c - a) * np.sin(c + a) / np.sin(c) ** 2
+    # exactly, and with sin² p - sin² a = sin(p-a) sin(p+a) so that β and 1 - ᾱ do not cancel.
+    # Near t = 0 the angles p + a and c + a approach π - 2g ≈ 3.09, where sin loses
+    # π·eps/sin(2g) ≈ 2⁷ ULP; there sin(π - x) is used, π - x = 2g + (c-p) + (c-a), a sum.
+    # Angles are double-doubles (a float angle's rounding costs up to ~1.5 ULP per sine) and the
+    # products are rounded once, so each output carries about the sines' own 0.5 ULP each.
+    a, b, c, g = _cosine_angles(T)
+    prev = (np.concatenate([[c[0]], a[0][:-1]]), np.concatenate([[c[1]], a[1][:-1]]))  # angle of t-1
+    bprev = (np.concatenate([[0.0], b[0][:-1]]), np.concatenate([[0.0], b[1][:-1]]))  # c - prev
+    two_g = _dd.add(g, g)
+    sin_c = _sin(c)
+    sin_c2 = _dd.mul(sin_c, sin_c)
+    step = _dd.div(c, _dd.const(float(T)))
+    sin_prev = _sin(prev)
+    sin_pa = _sin_near_pi(_dd.add(prev, a), _dd.add(two_g, _dd.add(bprev, b)))
+    with np.errstate(divide="ignore", invalid="ignore"):  # sin(prev) = 0 never: prev >= c/T
+        betas = _dd.to_float(_dd.div(_dd.mul(_sin(step), sin_pa), _dd.mul(sin_prev, sin_prev)))
+    q = _dd.div(_sin(a), sin_c)
+    abar = _dd.to_float(_dd.mul(q, q))
+    sin_ca = _sin_near_pi(_dd.add(c, a), _dd.add(two_g, b))
+    one_minus = _dd.to_float(_dd.div(_dd.mul(_sin(b), sin_ca), sin_c2))
     betas[-1] = 1.0  # f(1) = 0 exactly
     if clip:
         clipped = betas > COSINE_MAX_BETA  # β_t rises with t, so the clipped steps are a suffix
@@ -198,6 +231,26 @@ def _cosine(T: int, clip: bool, name: str) -> Schedule:
             # 1 - head·keep = (1 - head) + head·(1 - keep), both terms >= 0
             one_minus[k:] = head_c + head * -np.expm1(n * math.log1p(-COSINE_MAX_BETA))
     return Schedule(betas, abar, one_minus, name)
+
+
+def _dd_betas(name: str, T: int, start: float, end: float) -> tuple[np.ndarray, np.ndarray]:
+    """β of the linear, scaled_linear and sigmoid schedules as double-doubles.
+
+    In plain float64 the rounding of β_end - β_start and of √β is the same for every t, so it
+    adds up over the running product: ~20 ULP in ᾱ_T of scaled_linear at T = 4000. Carried to
+    ~106 bits here, each β is correctly rounded and ᾱ inherits no systematic error.
+    """
+    i = _dd.ratio(np.arange(T, dtype=np.float64), float(max(T - 1, 1)))  # i = t/(T-1)
+    if name == "linear":  # β_start + (β_end - β_start)·i
+        return _dd.add(_dd.const(start), _dd.mul(_dd.two_sum(end, -start), i))
+    if name == "scaled_linear":  # (√β_start + (√β_end - √β_start)·i)²
+        rs, re = _dd.sqrt(start), _dd.sqrt(end)
+        root = _dd.add(rs, _dd.mul(_dd.add(re, (-rs[0], -rs[1])), i))
+        return _dd.mul(root, root)
+    # sigmoid: (β_end - β_start)/(1 + exp(-x)) + β_start, x = linspace(-6, 6, T)
+    x = np.linspace(-6.0, 6.0, T)
+    den = _dd.two_sum(1.0, np.exp(-x))
+    return _dd.add(_dd.const(start), _dd.div(_dd.two_sum(end, -start), den))
 
 
 def make_betas(name: str, num_train_timesteps: int = 1000, beta_start: float | None = None,
@@ -241,15 +294,9 @@ def make_schedule(
         end = end if beta_end is None else beta_end
         start = _checks.real("beta_start", start, 0.0, 1.0, low_open=True)
         end = _checks.real("beta_end", end, 0.0, 1.0, low_open=True)
-        i = np.arange(T, dtype=np.float64) / max(T - 1, 1)
-        if name == "linear":
-            betas = start + (end - start) * i
-        elif name == "scaled_linear":
-            betas = (math.sqrt(start) + (math.sqrt(end) - math.sqrt(start)) * i) ** 2
-        else:  # sigmoid
-            x = np.linspace(-6.0, 6.0, T)
-            betas = (end - start) / (1.0 + np.exp(-x)) + start
-        sched = Schedule.from_betas(betas, name)
+        hi, lo = _dd_betas(name, T, start, end)
+        _checks.in_range("betas", hi, 0.0, 1.0, low_open=True)
+        sched = Schedule._from_dd_betas(hi, lo, name)
     if rescale:
         sched = rescale_zero_terminal_snr(sched)
     if terminal_floor is not None:
@@ -274,22 +321,60 @@ def rescale_zero_terminal_snr(schedule: Schedule) -> Schedule:
     abar, comp = schedule.alphas_cumprod, schedule.one_minus_alphas_cumprod
     if schedule.num_train_timesteps < 2:
         raise ValueError("rescaling needs T >= 2: with T = 1 the first and last step coincide")
-    s = np.sqrt(abar)
-    span = s[0] - s[-1]
-    if span <= 0:
+    if abar[-1] == 0.0 and abar[0] > 0.0:
+        # Already zero terminal SNR: s' = (s - 0)·s_1/(s_1 - 0) = s, Algorithm 1 is the identity.
+        return Schedule(schedule.betas, abar, comp, f"{schedule.name}+zero_snr", schedule.alphas_cumprod_lo)
+    lo = schedule.alphas_cumprod_lo
+    # ᾱ and 1 - ᾱ as double-doubles: to ~106 bits where ᾱ was built that way, else as given.
+    A = (abar, np.zeros_like(abar) if lo is None else lo)
+    C = _dd.sub(_dd.two_sum(1.0, -abar), (np.zeros_like(abar), A[1])) if lo is not None \
+        else _dd.const(comp)
+
+    def diff(i, j):
+        """ᾱ_i - ᾱ_j (i <= j), from whichever of ᾱ and 1 - ᾱ is the smaller: the float difference
+        alone would carry the rounding of ᾱ, amplified by ᾱ/(ᾱ_i - ᾱ_j) (~100 near t = T for
+        Stable Diffusion, ~10⁴ near t = 0 for the cosine)."""
+        via_abar = _dd.sub(_dd.take(A, i), _dd.take(A, j))
+        via_comp = _dd.sub(_dd.take(C, j), _dd.take(C, i))
+        near_one = abar[i] > 0.5
+        return np.where(near_one, via_comp[0], via_abar[0]), np.where(near_one, via_comp[1], via_abar[1])
+
+    def step_diff():
+        """ᾱ_{t-1} - ᾱ_t for t = 1..T-1: = ᾱ_{t-1}·β_t where ᾱ is only a float (no cancellation)."""
+        if lo is not None:
+            return diff(every[:-1], every[1:])
+        return _dd.two_prod(abar[:-1], schedule.betas[1:])
+
+    def over(a, b):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            q = _dd.div(a, b)
+        zero = a[0] == 0  # 0/0 only at t = T when ᾱ_T = 0 already: s_T - s_T = 0
+        return np.where(zero, 0.0, q[0]), np.where(zero, 0.0, q[1])
+
+    # Everything below is double-double and rounded once, so each output carries ~0.5 ULP
+    # plus what the inputs ᾱ, 1 - ᾱ carry.
+    S = _dd.sqrt_dd(A)
+    every, last = np.arange(abar.size), abar.size - 1
+    S_last, S_first = _dd.take(S, [last]), _dd.take(S, [0])
+    # s_t - s_T = (ᾱ_t - ᾱ_T)/(s_t + s_T) and s_1 - s_t likewise: differences of s never cancel.
+    d_last = over(diff(every, last), _dd.add(S, S_last))
+    span = _dd.take(d_last, [0])
+    if not span[0][0] > 0:
         raise ValueError("cannot rescale: √ᾱ is constant over the schedule")
-    r = (s - s[-1]) / span
-    new_abar = abar[0] * r * r
-    # 1 - ᾱ' = (1 - ᾱ_1) + ᾱ_1 (1 - r)(1 + r), with 1 - r = (s_1 - s_t)/span
-    # and s_1 - s_t = (ᾱ_1 - ᾱ_t)/(s_1 + s_t) = ((1 - ᾱ_t) - (1 - ᾱ_1))/(s_1 + s_t).
-    d0 = (comp - comp[0]) / (s[0] + s)
-    new_comp = comp[0] + abar[0] * (d0 / span) * (1.0 + r)
+    R = over(d_last, span)
+    A0, C0 = _dd.take(A, [0]), _dd.take(C, [0])
+    new_abar = _dd.to_float(_dd.mul(A0, _dd.mul(R, R)))
+    # 1 - ᾱ' = (1 - ᾱ_1) + ᾱ_1 (1 - r)(1 + r), 1 - r = (s_1 - s_t)/span
+    one_minus_r = over(over(diff(np.zeros_like(every), every), _dd.add(S_first, S)), span)
+    new_comp = _dd.to_float(_dd.add(C0, _dd.mul(A0, _dd.mul(one_minus_r, _dd.add(_dd.const(1.0), R)))))
     # β'_t = 1 - (r_t/r_{t-1})² = (r_{t-1} - r_t)(r_{t-1} + r_t)/r_{t-1}²,
-    # r_{t-1} - r_t = (s_{t-1} - s_t)/span = ᾱ_{t-1} β_t/((s_{t-1} + s_t)·span).
+    # r_{t-1} - r_t = (s_{t-1} - s_t)/span = (ᾱ_{t-1} - ᾱ_t)/((s_{t-1} + s_t)·span).
+    R_prev, R_this = _dd.take(R, every[:-1]), _dd.take(R, every[1:])
+    dr = over(over(step_diff(), _dd.add(_dd.take(S, every[:-1]), _dd.take(S, every[1:]))),
+              span)
     betas = np.empty_like(abar)
     betas[0] = comp[0]
-    dr = abar[:-1] * schedule.betas[1:] / ((s[:-1] + s[1:]) * span)
-    betas[1:] = dr * (r[:-1] + r[1:]) / (r[:-1] * r[:-1])
+    betas[1:] = _dd.to_float(over(_dd.mul(dr, _dd.add(R_prev, R_this)), _dd.mul(R_prev, R_prev)))
     betas[-1] = 1.0
     new_abar[0], new_abar[-1] = abar[0], 0.0
     new_comp[0], new_comp[-1] = comp[0], 1.0
