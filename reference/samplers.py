@@ -217,7 +217,11 @@ def ancestral_sigmas(sigma, sigma_next, eta=1.0) -> tuple[float, float]:
     if sigma_next > sigma:
         raise ValueError(f"sigma_next={sigma_next} must be <= sigma={sigma}")
     q = sigma_next / sigma
-    up = min(sigma_next, eta * sigma_next * math.sqrt((1.0 - q) * (1.0 + q)))
+    # 1 - q² = (1 - q)(1 + q) with 1 - q = (σ - σ_next)/σ: σ - σ_next is exact (Sterbenz) where
+    # 1 - q would cancel (σ_next close to σ: ~10⁷ ULP at σ_next/σ = 1 - 6e-9); at σ = inf, q = 0.
+    one_minus_q = 1.0 if math.isinf(sigma) else (sigma - sigma_next) / sigma
+    keep = math.sqrt(one_minus_q * (1.0 + q))
+    up = min(sigma_next, eta * sigma_next * keep)
     down = sigma_next * math.sqrt((1.0 - eta) * (1.0 + eta) + eta * eta * q * q)
     return down, up
 
