@@ -1,0 +1,1 @@
+"""Benchmarks of zsnr (run from the repository root)."""
