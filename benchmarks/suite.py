@@ -1,0 +1,119 @@
+"""Speed of the conformance suite: examples per second per property and total time per profile.
+
+Runs ``pytest -p no:cacheprovider -q properties/conformance --hypothesis-profile=P
+--hypothesis-show-statistics`` in a subprocess and parses Hypothesis' statistics: per test, the
+"N passing examples" of every phase and the phase durations ("during generate phase (X seconds)").
+Examples per second of a property = its passing examples / the sum of its phase durations.
+The suite's examples per second = all passing examples / the wall time of the whole pytest run.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from benchmarks._common import REPO, markdown_table
+
+SUITE = "properties/conformance"
+
+_TEST = re.compile(r"^(\S+::\S+):\s*$")
+_PHASE = re.compile(r"^\s*- during (\w+) phase \(([\d.]+) seconds\):")
+_COUNTS = re.compile(r"^\s*- (\d+) passing examples?, (\d+) failing examples?, (\d+) invalid examples?")
+_SUMMARY = re.compile(r"=*\s*(.*\b(?:passed|failed|error|errors|skipped|no tests ran)\b.*?) in ([\d.]+)s")
+
+
+def parse_statistics(text: str) -> dict[str, dict]:
+    """{test id: {"passing": int, "failing": int, "invalid": int, "seconds": float, "phases": {...}}}
+    from pytest output with ``--hypothesis-show-statistics``."""
+    stats: dict[str, dict] = {}
+    current = None
+    phase = None
+    in_section = False
+    for line in text.splitlines():
+        if "Hypothesis Statistics" in line:
+            in_section = True
+            continue
+        if not in_section:
+            continue
+        m = _TEST.match(line)
+        if m:
+            current = stats.setdefault(m.group(1), {"passing": 0, "failing": 0, "invalid": 0,
+                                                    "seconds": 0.0, "phases": {}})
+            continue
+        if current is None:
+            continue
+        m = _PHASE.match(line)
+        if m:
+            phase = m.group(1)
+            current["phases"][phase] = {"seconds": float(m.group(2))}
+            current["seconds"] += float(m.group(2))
+            continue
+        m = _COUNTS.match(line)
+        if m and phase is not None:
+            p, f, i = (int(g) for g in m.groups())
+            current["phases"][phase].update(passing=p, failing=f, invalid=i)
+            current["passing"] += p
+            current["failing"] += f
+            current["invalid"] += i
+    return stats
+
+
+def parse_summary(text: str) -> tuple[str, float] | None:
+    """('3 passed, 1 failed', seconds) of pytest's last summary line, or None."""
+    found = None
+    for line in text.splitlines():
+        m = _SUMMARY.search(line)
+        if m:
+            found = (m.group(1).strip(), float(m.group(2)))
+    return found
+
+
+def has_conformance_tests(path: Path | None = None) -> bool:
+    root = path or REPO / SUITE
+    return root.is_dir() and any(root.rglob("test_*.py"))
+
+
+def run_profile(profile: str, suite: str = SUITE, timeout: float = 1800, extra_args=()) -> dict:
+    """Run the suite under one Hypothesis profile; returns parsed statistics and timings."""
+    cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", suite,
+           f"--hypothesis-profile={profile}", "--hypothesis-show-statistics", *extra_args]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=REPO, check=False, capture_output=True, text=True, timeout=timeout)
+    wall = time.perf_counter() - t0
+    out = proc.stdout + proc.stderr
+    stats = parse_statistics(out)
+    return {"profile": profile, "returncode": proc.returncode, "wall": wall, "stats": stats,
+            "summary": parse_summary(out), "command": " ".join(cmd[2:]), "tail": out[-2000:]}
+
+
+def run(profiles=("dev",), suite: str = SUITE) -> dict:
+    """Measure each profile. If the suite has no tests yet, say so (no numbers are made up)."""
+    if not has_conformance_tests(REPO / suite):
+        msg = (f"no conformance tests found under {suite}/ (no test_*.py): the suite speed "
+               "cannot be measured yet")
+        return {"available": False, "message": msg, "table": msg, "examples_per_second": None}
+    runs = [run_profile(p, suite) for p in profiles]
+    rows, per_test = [], []
+    for r in runs:
+        total = sum(s["passing"] for s in r["stats"].values())
+        eps = total / r["wall"] if r["wall"] > 0 else float("nan")
+        r["examples_per_second"] = eps
+        summary = r["summary"][0] if r["summary"] else f"(no pytest summary; exit code {r['returncode']})"
+        rows.append([r["profile"], f"{r['wall']:.1f} s", summary, len(r["stats"]), total, f"{eps:.3g}"])
+        for name, s in sorted(r["stats"].items()):
+            rate = s["passing"] / s["seconds"] if s["seconds"] > 0 else float("nan")
+            per_test.append([r["profile"], f"`{name}`", s["passing"], s["invalid"], s["failing"],
+                             f"{s['seconds']:.2f} s", f"{rate:.3g}"])
+    md = markdown_table(["profile", "wall time (pytest subprocess)", "pytest summary", "Hypothesis tests",
+                         "passing examples", "examples / s (wall)"], rows)
+    if per_test:
+        md += "\n\n" + markdown_table(["profile", "property", "passing", "invalid", "failing",
+                                       "Hypothesis phase time", "examples / s"], per_test)
+    bad = [r for r in runs if r["returncode"] not in (0,)]
+    notes = [f"profile {r['profile']}: pytest exit code {r['returncode']} (tests failed or errored; "
+             "timings are of what ran)" for r in bad]
+    return {"available": True, "runs": runs, "table": md + ("\n\n" + "\n".join(notes) if notes else ""),
+            "examples_per_second": runs[0]["examples_per_second"], "headline_profile": runs[0]["profile"]}
