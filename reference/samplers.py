@@ -70,7 +70,8 @@ def ddpm_variance(alpha_bar_t, alpha_bar_prev, variance_type="fixed_small", pred
     fixed_small: √β̃; fixed_large: √β; *_log: the same through exp(½·log(·));
     learned: √(predicted variance) (the model outputs the variance, as in diffusers);
     learned_range: exp(½·(f·log β + (1-f)·log β̃)), f = (v+1)/2 (improved DDPM Eq. 15).
-    0 on the last step (ᾱ_prev = 1) for every type: the loop lands on clean data.
+    0 on the last step (ᾱ_prev = 1) for every type: the loop lands on clean data; 0 also on a
+    zero-length step (ᾱ_prev = ᾱ_t, β = 0), where the log forms would take log 0.
     """
     a_t, a_p = _levels(alpha_bar_t, alpha_bar_prev)
     _checks.choice("variance_type", variance_type, VARIANCE_TYPES)
@@ -84,7 +85,7 @@ def ddpm_variance(alpha_bar_t, alpha_bar_prev, variance_type="fixed_small", pred
         v = _checks.array("predicted_variance", predicted_variance)
     elif predicted_variance is not None:
         raise ValueError(f"predicted_variance is only used with learned variance types, not {variance_type!r}")
-    if a_p == 1.0:
+    if a_p == 1.0 or beta == 0.0:  # last step, or a zero-length step (ᾱ_prev = ᾱ_t): no noise
         return np.zeros_like(v) if learned else 0.0
     if variance_type == "fixed_small":
         return math.sqrt(beta_tilde)
