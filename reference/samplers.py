@@ -200,9 +200,11 @@ def euler_step(x, model_output, *, prediction_type, sigma, sigma_next):
     and pass its (x̂, σ̂) as (x, sigma).
     """
     sigma_next = _checks.real("sigma_next", sigma_next, 0.0)
-    _, d = _ve_x0_and_eps(x, model_output, prediction_type, sigma)
+    x0, d = _ve_x0_and_eps(x, model_output, prediction_type, sigma)
     if sigma_next > sigma:
         raise ValueError(f"sigma_next={sigma_next} must be <= sigma={sigma}")
+    if sigma_next == 0.0:  # x - σ·d = x̂₀ exactly; x̂₀ itself avoids the rounding of x - σ·d
+        return x0
     return np.asarray(x, np.float64) + (sigma_next - sigma) * d
 
 
@@ -234,6 +236,8 @@ def euler_ancestral_step(x, model_output, *, prediction_type, sigma, sigma_next,
     In the VP variable this is exactly DDIM with the same η.
     """
     down, up = ancestral_sigmas(sigma, sigma_next, eta)
-    _, d = _ve_x0_and_eps(x, model_output, prediction_type, sigma)
+    x0, d = _ve_x0_and_eps(x, model_output, prediction_type, sigma)
+    if down == 0.0 and up == 0.0:  # σ_next = 0: x - σ·d = x̂₀ exactly, no noise
+        return x0
     x = np.asarray(x, np.float64)
     return x + (down - sigma) * d + _noise_term(noise, up, x.shape)
