@@ -45,7 +45,11 @@ def rescale_guidance(x_cfg, x_pos, guidance_rescale):
     phi = _checks.real("guidance_rescale", guidance_rescale, 0.0, 1.0)
     std_pos, std_cfg = per_sample_std(x_pos), per_sample_std(x_cfg)
     ratio = np.divide(std_pos, std_cfg, out=np.ones_like(std_cfg), where=std_cfg > 0)
-    return phi * (x_cfg * ratio) + (1.0 - phi) * x_cfg
+    # φ·x·r + (1-φ)·x = x·(φ·r + (1-φ)): one per-sample factor, a sum of non-negative terms (no
+    # cancellation), set to exactly 1 where r = 1 (e.g. a degenerate sample), so those samples come
+    # back as x_cfg bitwise (φ + (1-φ) can round to 1 - 2⁻⁵³)
+    factor = np.where(ratio == 1.0, 1.0, phi * ratio + (1.0 - phi))
+    return x_cfg * factor
 
 
 def guided_prediction(x_neg, x_pos, guidance_scale, guidance_rescale=0.0):
