@@ -12,6 +12,9 @@ An *implementation* is any object with:
     exactly as the implementation sees them);
 ``unit_roundoff: float``
     u of that dtype (2⁻²⁴ for float32), from which every tolerance is derived;
+``smallest_subnormal: float`` (optional), ``schedule_unit_roundoff: float`` (optional)
+    the dtype's smallest subnormal (absolute rounding below the normal range), and u of the
+    dtype its schedules are computed in (default float32's);
 ``generic_samplers() -> dict[str, Callable[[SamplerConfig], Sampler]]`` (optional)
     further samplers that take a zero-SNR rescale, for the generic flaw checks (finite at T,
     SNR(T) = 0, starts at T).

@@ -70,48 +70,91 @@ def step(cfg: SamplerConfig, levels, x, model_output, z, predicted_variance=None
                                     eta=cfg.option("eta", 1.0), noise=z)
 
 
-def _abs_x0_eps(prediction_type, ax_vp, am, a_t):
-    """|x̂₀| and |ε̂| bounds: each conversion term in absolute value."""
+def _conversion(prediction_type, a_t):
+    """Coefficients (k_x, k_m) of x̂₀ = k_x·x_t + k_m·m and of ε̂ likewise, at level ᾱ_t."""
     alpha, sigma = math.sqrt(a_t), math.sqrt(1.0 - a_t)
     if prediction_type == "v_prediction":
-        return alpha * ax_vp + sigma * am, sigma * ax_vp + alpha * am
+        return (alpha, -sigma), (sigma, alpha)
     if prediction_type == "epsilon":
-        return ((ax_vp + sigma * am) / alpha if alpha > 0 else np.inf * (ax_vp + am)), am
-    return am, (ax_vp + alpha * am) / sigma
+        return ((1.0 / alpha, -sigma / alpha) if alpha > 0 else (math.inf, math.inf)), (0.0, 1.0)
+    return (0.0, 1.0), (1.0 / sigma, -alpha / sigma)
 
 
-def step_magnitude(cfg: SamplerConfig, levels, x, model_output, z, predicted_variance=None) -> np.ndarray:
-    """Σ|terms| of the step: the same update with every term taken in absolute value.
+def _churn(cfg, sigma):
+    tmin, tmax = cfg.option("s_tmin", 0.0), cfg.option("s_tmax", math.inf)
+    gamma = min(cfg.option("s_churn", 0.0) / cfg.num_inference_steps, math.sqrt(2.0) - 1.0) \
+        if cfg.sampler == "euler" and tmin <= sigma <= tmax else 0.0
+    return sigma * (1.0 + gamma), cfg.option("s_noise", 1.0) * sigma * math.sqrt(gamma * (2.0 + gamma))
 
-    Rounding in any implementation is bounded by k·u times this sum (k = operations per term);
-    it is the 'sum of absolute terms' of the brief, per element. For the Euler family it also
-    counts the terms of d = (x - x̂₀)/σ, the form k-diffusion and diffusers evaluate.
+
+def step_terms(cfg: SamplerConfig, levels, x, model_output, z, predicted_variance=None):
+    """The step as a sum of terms, each (coefficient as a function of the levels, |data|).
+
+    The step equals Σ coefficient(levels)·(signed data); the tolerance module takes every term in
+    absolute value (the 'sum of absolute terms') and perturbs each coefficient's levels on its own
+    (no credit for cancellation between coefficients). For the Euler family the terms of
+    d = (x - x̂₀)/σ, the form k-diffusion and diffusers evaluate, are counted as well.
     """
     ax, am = np.abs(np.asarray(x, np.float64)), np.abs(np.asarray(model_output, np.float64))
     az = np.abs(np.asarray(z, np.float64)) if z is not None else np.zeros_like(ax)
-    lo, hi = levels
+    p = cfg.prediction_type
     if cfg.sampler in ("ddpm", "ddim"):
-        x0, eps = _abs_x0_eps(cfg.prediction_type, ax, am, lo)
+        def x0(lv, j):
+            return _conversion(p, lv[0])[0][j]
+
+        def eps(lv, j):
+            return _conversion(p, lv[0])[1][j]
+
         if cfg.sampler == "ddpm":
-            beta = (hi - lo) / hi
-            std = ref.ddpm_variance(lo, hi, cfg.option("variance_type", "fixed_small"), predicted_variance)
-            c_x0 = math.sqrt(hi) * beta / (1.0 - lo)
-            c_xt = math.sqrt(lo / hi) * (1.0 - hi) / (1.0 - lo)
-            return c_x0 * x0 + c_xt * ax + np.abs(std) * az
-        c_eps, s = ref.ddim_noise_scale(lo, hi, cfg.option("eta", 0.0))
-        return math.sqrt(hi) * x0 + c_eps * eps + s * az
-    if math.isinf(lo):
-        return np.full(ax.shape, np.inf)
-    sig, kick = lo, 0.0
-    if cfg.sampler == "euler":
-        tmin, tmax = cfg.option("s_tmin", 0.0), cfg.option("s_tmax", math.inf)
-        gamma = min(cfg.option("s_churn", 0.0) / cfg.num_inference_steps, math.sqrt(2.0) - 1.0) \
-            if tmin <= lo <= tmax else 0.0
-        sig = lo * (1.0 + gamma)
-        kick = cfg.option("s_noise", 1.0) * lo * math.sqrt(gamma * (2.0 + gamma))
-        down, up = hi, 0.0
-    else:
-        down, up = ref.ancestral_sigmas(lo, hi, cfg.option("eta", 1.0))
-    ax = ax + kick * az
-    x0, eps = _abs_x0_eps(cfg.prediction_type, ax / math.sqrt(sig * sig + 1.0), am, 1.0 / (sig * sig + 1.0))
-    return ax + abs(down - sig) * (eps + (ax + x0) / sig) + up * az
+            def c_x0(lv):
+                return math.sqrt(lv[1]) * ((lv[1] - lv[0]) / lv[1]) / (1.0 - lv[0])
+
+            def c_xt(lv):
+                return math.sqrt(lv[0] / lv[1]) * (1.0 - lv[1]) / (1.0 - lv[0])
+
+            def std(lv):
+                return ref.ddpm_variance(lv[0], lv[1], cfg.option("variance_type", "fixed_small"),
+                                         predicted_variance)
+
+            return [(lambda lv: c_x0(lv) * x0(lv, 0), ax), (lambda lv: c_x0(lv) * x0(lv, 1), am),
+                    (c_xt, ax), (std, az)]
+
+        def c_eps(lv):
+            return ref.ddim_noise_scale(lv[0], lv[1], cfg.option("eta", 0.0))[0]
+
+        def s(lv):
+            return ref.ddim_noise_scale(lv[0], lv[1], cfg.option("eta", 0.0))[1]
+
+        return [(lambda lv: math.sqrt(lv[1]) * x0(lv, 0), ax), (lambda lv: math.sqrt(lv[1]) * x0(lv, 1), am),
+                (lambda lv: c_eps(lv) * eps(lv, 0), ax), (lambda lv: c_eps(lv) * eps(lv, 1), am), (s, az)]
+
+    # Euler family, VE state: churn to σ̂, convert at σ̂ (x_vp = x/√(σ̂²+1)), then x + (σ_to - σ̂)·d
+    def hat(lv):
+        return _churn(cfg, lv[0])
+
+    def to(lv):
+        return lv[1] if cfg.sampler == "euler" else ref.ancestral_sigmas(lv[0], lv[1], cfg.option("eta", 1.0))[0]
+
+    def scale(lv):
+        return 1.0 / math.sqrt(hat(lv)[0] ** 2 + 1.0)
+
+    def conv(lv, which, j):
+        sig = hat(lv)[0]
+        return _conversion(p, 1.0 / (sig * sig + 1.0))[which][j]
+
+    def step_len(lv):
+        return to(lv) - hat(lv)[0]
+
+    kick = [(lambda lv: hat(lv)[1], az)]
+    ax_hat = ax + hat(levels)[1] * az  # the state after the churn, at the nominal levels
+    terms = [(lambda lv: 1.0, ax_hat),
+             (lambda lv: step_len(lv) * conv(lv, 1, 0) * scale(lv), ax_hat),
+             (lambda lv: step_len(lv) * conv(lv, 1, 1), am),
+             # d = (x - x̂₀)/σ̂ as evaluated: its two parts, each scaled by the step length
+             (lambda lv: step_len(lv) / hat(lv)[0], ax_hat),
+             (lambda lv: step_len(lv) / hat(lv)[0] * conv(lv, 0, 0) * scale(lv), ax_hat),
+             (lambda lv: step_len(lv) / hat(lv)[0] * conv(lv, 0, 1), am)] + kick
+    if cfg.sampler == "euler_ancestral":
+        terms.append((lambda lv: ref.ancestral_sigmas(lv[0], lv[1], cfg.option("eta", 1.0))[1], az))
+    return terms
+

@@ -3,7 +3,8 @@ when the environment variable CI is set). ``thorough``: deep, for a nightly or a
 
 from hypothesis import HealthCheck, settings
 
-_common = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+_common = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                                   HealthCheck.function_scoped_fixture])
 
 settings.register_profile("dev", max_examples=15, **_common)
 settings.register_profile("ci", max_examples=40, derandomize=True, print_blob=True, **_common)

@@ -30,8 +30,12 @@ _SCHEDULES = {
 
 
 def _default_classes():
-    from diffusers import (DDIMScheduler, DDPMScheduler, EulerAncestralDiscreteScheduler,
-                           EulerDiscreteScheduler)
+    from diffusers import (
+        DDIMScheduler,
+        DDPMScheduler,
+        EulerAncestralDiscreteScheduler,
+        EulerDiscreteScheduler,
+    )
     return {"ddpm": DDPMScheduler, "ddim": DDIMScheduler, "euler": EulerDiscreteScheduler,
             "euler_ancestral": EulerAncestralDiscreteScheduler}
 
@@ -108,12 +112,17 @@ class DiffusersImplementation:
     Pass replacement classes (same constructor and ``step`` as diffusers') to test your own:
     ``DiffusersImplementation(ddim=MyDDIM, guidance_rescale=my_rescale)``. ``dtype`` is the dtype
     of the latents and model outputs (float32, float16, bfloat16); ``device`` e.g. "cuda".
+    ``deviations`` replaces the declared known deviations (default: diffusers' own, see
+    :mod:`properties.adapters.diffusers_deviations`, kept for the samplers not replaced).
     """
 
     name = "diffusers"
 
+    #: diffusers computes every schedule in float32, whatever the latents' dtype
+    schedule_unit_roundoff = 2.0**-24
+
     def __init__(self, ddpm=None, ddim=None, euler=None, euler_ancestral=None, guidance_rescale=None,
-                 dtype: str = "float32", device: str = "cpu"):
+                 dtype: str = "float32", device: str = "cpu", deviations=None):
         if dtype not in _DTYPES:
             raise ValueError(f"dtype must be one of {tuple(_DTYPES)}; got {dtype!r}")
         self.classes = _default_classes()
@@ -121,8 +130,19 @@ class DiffusersImplementation:
             if cls is not None:
                 self.classes[key] = cls
         self._rescale = guidance_rescale or _default_rescale_noise_cfg()
+        if deviations is None:
+            # diffusers' own deviations, for the samplers still served by diffusers' own classes
+            from .diffusers_deviations import DEVIATIONS, GUIDANCE_DEVIATIONS
+
+            replaced = {k for k, v in dict(ddpm=ddpm, ddim=ddim, euler=euler,
+                                           euler_ancestral=euler_ancestral).items() if v is not None}
+            deviations = [d for d in DEVIATIONS if not set(d.samplers) <= replaced]
+            deviations += [] if guidance_rescale is not None else GUIDANCE_DEVIATIONS
+        self.deviations = list(deviations)
         self.dtype, self.torch_dtype, self.device = dtype, _DTYPES[dtype], device
-        self.unit_roundoff = float(torch.finfo(self.torch_dtype).eps) / 2
+        info = torch.finfo(self.torch_dtype)
+        self.unit_roundoff = float(info.eps) / 2
+        self.smallest_subnormal = float(info.smallest_normal) * float(info.eps)
 
     def __repr__(self):
         names = ", ".join(f"{k}={v.__name__}" for k, v in self.classes.items())
@@ -176,7 +196,7 @@ class DiffusersImplementation:
 
     def generic_samplers(self) -> dict:
         """Every diffusers scheduler class whose constructor takes ``rescale_betas_zero_snr``."""
-        import diffusers.schedulers as schedulers
+        from diffusers import schedulers
 
         found = {}
         for name in sorted(dir(schedulers)):

@@ -1,0 +1,203 @@
+"""Known deviations of diffusers (checked against 0.42.1) from the oracle: zsnr's expected-failures
+file for diffusers. Each predicate picks out exactly the configurations where the deviation
+shows; each example reproduces it (run as a strict expected failure by test_deviations.py).
+Every one was confirmed by a standalone reproduction; see the README's conformance section.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from reference import make_schedule
+from reference import timesteps as oracle_timesteps
+
+from ..contract import SamplerConfig
+from ..deviations import Deviation
+
+SRC = "https://github.com/huggingface/diffusers/blob/main/src/diffusers/schedulers/"
+ALL = ("ddpm", "ddim", "euler", "euler_ancestral")
+
+
+def _float_spacing(c: SamplerConfig) -> np.ndarray:
+    """diffusers' own spacing formulas (DDPM/DDIM set_timesteps), evaluated in floating point."""
+    T, S = c.num_train_timesteps, c.num_inference_steps
+    if c.spacing == "linspace":
+        return np.linspace(0, T - 1, S).round()[::-1].astype(np.int64)
+    if c.spacing == "leading":
+        return (np.arange(0, S) * (T // S)).round()[::-1].astype(np.int64) + c.steps_offset
+    return np.round(np.arange(T, 0, -T / S)).astype(np.int64) - 1
+
+
+def _trailing_has_extra_step(c: SamplerConfig) -> bool:
+    # np.arange with the float step T/S can give S+1 values, the last -1
+    T, S = c.num_train_timesteps, c.num_inference_steps
+    return c.spacing == "trailing" and len(np.arange(T, 0, -T / S)) != S
+
+
+def _float_spacing_differs(c: SamplerConfig) -> bool:
+    if c.sampler in ("euler", "euler_ancestral") and c.spacing == "linspace":
+        return False  # the Euler family keeps linspace unrounded
+    got = _float_spacing(c)
+    want = oracle_timesteps(c.spacing, c.num_train_timesteps, c.num_inference_steps, c.steps_offset)
+    return got.shape != want.shape or bool(np.any(got != want))
+
+
+def _ddim_prev_mismatch(c: SamplerConfig) -> bool:
+    # diffusers' DDIM steps to t - T//S, not to the next scheduled timestep (or to "clean" after the last)
+    ts = oracle_timesteps(c.spacing, c.num_train_timesteps, c.num_inference_steps, c.steps_offset)
+    prev = ts - c.num_train_timesteps // c.num_inference_steps
+    nxt = np.append(ts[1:], -1)
+    return bool(np.any(np.where(nxt < 0, prev >= 0, prev != nxt))) or _trailing_has_extra_step(c)
+
+
+def _last_timestep_positive(c: SamplerConfig) -> bool:
+    ts = oracle_timesteps(c.spacing, c.num_train_timesteps, c.num_inference_steps, c.steps_offset)
+    return bool(ts[-1] > 0)
+
+
+def _float32_underflow(c: SamplerConfig) -> bool:
+    # ᾱ below float32's normal range (2⁻¹²⁶): the float32 running product loses it to subnormals or 0
+    sched = make_schedule(c.beta_schedule, c.num_train_timesteps, c.beta_start, c.beta_end)
+    return bool(sched.alphas_cumprod[-1] < 2.0**-126)
+
+
+def _floor_above_previous(c: SamplerConfig) -> bool:
+    # the 2⁻²⁴ floor exceeds ᾱ of the second-to-last step: ᾱ rises at T, σ falls
+    if not c.rescale or c.num_train_timesteps < 2:
+        return False
+    sched = make_schedule(c.beta_schedule, c.num_train_timesteps, c.beta_start, c.beta_end, rescale=True)
+    return bool(sched.alphas_cumprod[-2] <= 2.0**-24)
+
+
+def _euler_churn_active(c: SamplerConfig) -> bool:
+    return c.sampler == "euler" and (c.option("s_churn") or 0) > 0
+
+
+def _euler_small_churn(c: SamplerConfig) -> bool:
+    # γ = min(s_churn/S, √2-1) in (0, 0.05): √(σ̂² - σ²) in float32 loses u/(2γ) > 10u relative
+    gamma = min((c.option("s_churn") or 0) / c.num_inference_steps, 2**0.5 - 1)
+    return c.sampler == "euler" and 0 < gamma < 0.05
+
+
+DEVIATIONS = [
+    Deviation(
+        "float32-alphas-cumprod-underflow",
+        ("schedule", "step", "chaining", "zero_snr", "finite_at_T", "loop"), ALL, _float32_underflow,
+        "steep schedules (large T and β) take ᾱ below float32's normal range: the float32 running "
+        "product underflows to subnormals and 0, and the zero-SNR rescale then divides 0 by 0 (NaN "
+        "betas and ᾱ, silently). The float64 oracle represents these ᾱ (down to ~1e-308).",
+        SRC + "scheduling_ddim.py (__init__: torch.cumprod in float32; rescale_zero_terminal_snr)",
+        SamplerConfig("ddim", num_train_timesteps=4000, beta_schedule="linear", beta_start=0.0078125,
+                      beta_end=0.046875), {}),
+    Deviation(
+        "trailing-extra-step", ("schedule", "step", "chaining", "loop"), ALL, _trailing_has_extra_step,
+        "trailing spacing np.round(np.arange(T, 0, -T/S)) - 1 yields S+1 timesteps for some (T, S) "
+        "(T=1000: S = 61, 103, 121, ...), the last being -1, which then indexes ᾱ[-1] (the terminal "
+        "value) or takes an extra Euler step. Exact rule: round(T - k·T/S) - 1, k = 0..S-1.",
+        SRC + "scheduling_ddim.py (set_timesteps, timestep_spacing == 'trailing')",
+        SamplerConfig("ddim", num_inference_steps=61, rescale=False, prediction_type="epsilon"),
+        {"step_index": 61}),
+    Deviation(
+        "float-spacing-rounding", ("schedule", "step", "chaining", "loop"), ALL, _float_spacing_differs,
+        "the spacings are computed in floating point and then rounded (np.arange with step T/S, "
+        "np.linspace): where the exact value T·k/S or k·(T-1)/(S-1) is a half-integer, float error "
+        "decides the rounding and the timestep is off by one (T=67, S=10 trailing: 32 for 33).",
+        SRC + "scheduling_ddim.py (set_timesteps)",
+        SamplerConfig("ddim", num_train_timesteps=67, rescale=False), {"step_index": 5}),
+    Deviation(
+        "ddim-prev-timestep", ("step", "chaining", "loop"), ("ddim",), _ddim_prev_mismatch,
+        "DDIMScheduler.step takes the previous timestep as t - T//S instead of the next scheduled "
+        "timestep, so with trailing or linspace spacing it lands on a level the next step does not "
+        "start from, and the last step may stop at t = 0 with noise √(1-ᾱ_0) left.",
+        "https://github.com/huggingface/diffusers/issues/12633",
+        SamplerConfig("ddim", num_inference_steps=3, options=(("eta", 0.0),)), {"step_index": 1}),
+    Deviation(
+        "ddim-eta1-zero-snr-nan", ("step", "chaining", "finite_at_T", "loop"), ("ddim",),
+        lambda c: c.rescale and (c.option("eta", 0.0) or 0.0) >= 1.0 - 1e-6,
+        "DDIM with eta = 1 at zero SNR: the ε̂ coefficient's radicand 1 - ᾱ_prev - std² is exactly 0 but "
+        "rounds to a tiny negative float32 for some (schedule, S), and its square root is NaN.",
+        "https://github.com/huggingface/diffusers/issues/5969",
+        SamplerConfig("ddim", num_inference_steps=6, options=(("eta", 1.0),)), {"step_index": 0}),
+    Deviation(
+        "ddpm-fixed-large-log-nan", ("step", "chaining", "finite_at_T", "loop"), ("ddpm",),
+        lambda c: c.option("variance_type") == "fixed_large_log",
+        "DDPMScheduler with variance_type='fixed_large_log' takes the square root of log(β) < 0: NaN.",
+        "https://github.com/huggingface/diffusers/issues/14569",
+        SamplerConfig("ddpm", options=(("variance_type", "fixed_large_log"),)), {"step_index": 1}),
+    Deviation(
+        "ddpm-noise-on-last-step", ("step", "chaining", "loop"), ("ddpm",),
+        _last_timestep_positive,
+        "DDPMScheduler adds noise whenever t > 0, not 'unless this is the last step': when the last "
+        "timestep is > 0 (trailing, leading with steps_offset, ...) the final sample keeps noise: std √β "
+        "for fixed_large and learned types, 1e-10 (the 1e-20 variance clamp) for fixed_small.",
+        SRC + "scheduling_ddpm.py (step: `if t > 0:`)",
+        SamplerConfig("ddpm", options=(("variance_type", "fixed_large"),)), {"step_index": 9}),
+    Deviation(
+        "epsilon-zero-snr-silent", ("finite_at_T",), ALL, lambda c: c.prediction_type == "epsilon" and c.rescale,
+        "ε-prediction at zero SNR: DDPM and DDIM return NaN/inf silently (x̂₀ divides by α_T = 0); Euler and "
+        "Euler ancestral return a silently clamped result through their 2⁻²⁴ floor. None raises or warns.",
+        "https://github.com/huggingface/diffusers/issues/3851",
+        SamplerConfig("ddim", prediction_type="epsilon"), {}),
+    Deviation(
+        "euler-terminal-floor", ("zero_snr", "schedule"), ("euler", "euler_ancestral"), lambda c: c.rescale,
+        "EulerDiscrete and EulerAncestralDiscrete replace ᾱ_T = 0 by 2⁻²⁴ after the zero-SNR rescale "
+        "(σ_T = 4096 instead of inf): SNR(T) = 5.96e-08, not 0.",
+        "https://github.com/huggingface/diffusers/pull/6024",
+        SamplerConfig("euler"), {}),
+    Deviation(
+        "euler-floor-above-previous", ("schedule", "step", "chaining", "finite_at_T", "loop"),
+        ("euler", "euler_ancestral"), _floor_above_previous,
+        "for steep schedules the zero-SNR ᾱ at t = T-2 is below the 2⁻²⁴ floor, so the floored ᾱ rises "
+        "at t = T-1 (σ falls): the first step goes up in σ, and Euler ancestral's σ_up radicand "
+        "σ_next²(σ² - σ_next²)/σ² turns negative: NaN.",
+        "https://github.com/huggingface/diffusers/pull/6024",
+        SamplerConfig("euler_ancestral", beta_schedule="linear", beta_start=0.0078125, beta_end=0.03125),
+        {"step_index": 0}),
+    Deviation(
+        "euler-log-linear-sigmas", ("schedule", "step", "chaining", "loop"), ("euler",),
+        lambda c: c.option("interpolation_type") == "log_linear",
+        "EulerDiscreteScheduler with interpolation_type='log_linear' builds S+1 log-spaced σ between "
+        "σ_min and σ_max, ignoring the timesteps, then appends the final σ: S+2 values, the sampler "
+        "ends on σ_min instead of 0 and σ_i is not σ(t_i).",
+        SRC + "scheduling_euler_discrete.py (set_timesteps, interpolation_type == 'log_linear')",
+        SamplerConfig("euler", options=(("interpolation_type", "log_linear"),)), {}),
+    Deviation(
+        "euler-churn-v-uses-sigma", ("step", "loop"), ("euler",),
+        lambda c: _euler_churn_active(c) and c.prediction_type == "v_prediction",
+        "EulerDiscreteScheduler with s_churn > 0 and v_prediction converts the model output with σ "
+        "while the state has been moved to σ̂ = σ(1+γ) (the ε branch uses σ̂).",
+        SRC + "scheduling_euler_discrete.py (step: v_prediction branch)",
+        SamplerConfig("euler", rescale=False, options=(("s_churn", 5.0),)), {"step_index": 0}),
+    Deviation(
+        "euler-churn-noise-cancellation", ("step", "loop"), ("euler",), _euler_small_churn,
+        "EulerDiscreteScheduler forms the churn noise scale as (σ̂² - σ²)^0.5 with σ̂ = σ(1+γ) rounded "
+        "first: for small γ = s_churn/S the subtraction cancels and loses u/(2γ) relative; "
+        "σ·√(γ(2+γ)) is exact to a few u.",
+        SRC + "scheduling_euler_discrete.py (step: sigma_hat**2 - sigma**2)",
+        SamplerConfig("euler", rescale=False, num_inference_steps=1000, beta_schedule="linear",
+                      beta_start=0.0078125, beta_end=0.03125, prediction_type="epsilon",
+                      options=(("s_churn", 1.0),)), {"step_index": 0}),
+    Deviation(
+        "euler-churn-model-before-churn", ("loop",), ("euler",), _euler_churn_active,
+        "EulerDiscreteScheduler adds the churn noise inside step(), after the model was evaluated at "
+        "(x, σ); Karras et al. (2022) Alg. 2 evaluates the model at the churned (x̂, σ̂).",
+        SRC + "scheduling_euler_discrete.py (step: s_churn)",
+        SamplerConfig("euler", rescale=False, prediction_type="epsilon", options=(("s_churn", 5.0),)), {}),
+]
+
+GUIDANCE_DEVIATIONS = [
+    Deviation(
+        "float32-alphas-cumprod-underflow",
+        ("schedule", "step", "chaining", "zero_snr", "finite_at_T", "loop"), ALL, _float32_underflow,
+        "steep schedules (large T and β) take ᾱ below float32's normal range: the float32 running "
+        "product underflows to subnormals and 0, and the zero-SNR rescale then divides 0 by 0 (NaN "
+        "betas and ᾱ, silently). The float64 oracle represents these ᾱ (down to ~1e-308).",
+        SRC + "scheduling_ddim.py (__init__: torch.cumprod in float32; rescale_zero_terminal_snr)",
+        SamplerConfig("ddim", num_train_timesteps=4000, beta_schedule="linear", beta_start=0.0078125,
+                      beta_end=0.046875), {}),
+    Deviation(
+        "rescale-noise-cfg-zero-std", ("guidance",), ("guidance-degenerate",), lambda c: True,
+        "rescale_noise_cfg divides by the std of the guided prediction with no guard: a sample with "
+        "zero std gives inf/NaN, even with guidance_rescale = 0 (0·inf = NaN).",
+        "https://github.com/huggingface/diffusers/issues/13425"),
+]

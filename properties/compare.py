@@ -1,0 +1,58 @@
+"""Oracle comparison with separate non-finite masks and per-point failure rows (after SciPy's
+``FuncData``), and the per-test record the conformance matrix is built from."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class Record:
+    """What one property test saw: its worst error and the declared deviations it hit."""
+
+    def __init__(self):
+        self.worst = 0.0
+        self.deviations: dict[str, str] = {}
+        self.notes: list[str] = []
+
+    def error(self, value: float):
+        if np.isfinite(value):
+            self.worst = max(self.worst, float(value))
+
+    def deviation(self, dev, message: str):
+        self.deviations.setdefault(dev.id, message)
+
+
+def assert_close(actual, expected, tol, what: str, context: str = "", record: Record | None = None,
+                 max_rows: int = 5) -> float:
+    """Assert |actual - expected| <= tol elementwise, non-finite values matching exactly.
+
+    Returns the worst |actual - expected| / tol. A failure lists the worst points:
+    index, actual, expected, |diff|, tolerance.
+    """
+    actual = np.asarray(actual, np.float64)
+    expected = np.broadcast_to(np.asarray(expected, np.float64), actual.shape)
+    tol = np.broadcast_to(np.asarray(tol, np.float64), actual.shape)
+    if actual.shape != expected.shape:
+        raise AssertionError(f"{what}: shape {actual.shape} != expected {expected.shape}. {context}")
+    fin_e, fin_a = np.isfinite(expected), np.isfinite(actual)
+    bad_nonfinite = (fin_e & ~fin_a) | (~fin_e & ~((actual == expected) | (np.isnan(actual) & np.isnan(expected))))
+    with np.errstate(invalid="ignore", over="ignore"):
+        diff = np.where(fin_e & fin_a, np.abs(actual - expected), 0.0)
+        ratio = np.divide(diff, tol, out=np.where(diff > 0, np.inf, 0.0), where=tol > 0)
+    worst = float(ratio.max()) if ratio.size else 0.0
+    if record is not None:
+        record.error(worst)
+    bad = bad_nonfinite | (ratio > 1.0)
+    if bad.any():
+        order = np.argsort(-np.where(bad_nonfinite, np.inf, ratio), axis=None)[:max_rows]
+        rows = [f"  {'index':>16} {'actual':>24} {'expected':>24} {'|diff|':>11} {'tolerance':>11}"]
+        for flat in order:
+            idx = np.unravel_index(flat, actual.shape)
+            if not bad[idx]:
+                continue
+            rows.append(f"  {tuple(int(i) for i in idx)!s:>16} {actual[idx]:24.17g} {expected[idx]:24.17g} "
+                        f"{diff[idx]:11.3e} {tol[idx]:11.3e}")
+        kind = "non-finite" if bad_nonfinite.any() else "beyond tolerance"
+        raise AssertionError(f"{what}: {int(bad.sum())} of {actual.size} values {kind} "
+                             f"(worst |diff|/tol = {worst:.3g}). {context}\n" + "\n".join(rows))
+    return worst

@@ -1,0 +1,302 @@
+"""The conformance properties as plain functions of (implementation, configuration, inputs).
+
+The Hypothesis tests in this package draw the configurations and inputs; the deviation tests
+run the same functions on each declared deviation's example. Every check raises AssertionError
+with the configuration and the worst points when the implementation disagrees with the oracle.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+
+import reference as ref
+
+from .. import expected, tolerances
+from ..compare import Record, assert_close
+from ..contract import SamplerConfig
+
+VE = expected.VE_SAMPLERS
+
+
+def _subnormal(impl) -> float:
+    return getattr(impl, "smallest_subnormal", 0.0)
+
+
+def _schedule_u(impl) -> float:
+    return getattr(impl, "schedule_unit_roundoff", tolerances.U_FLOAT32)
+
+
+def _levels(cfg: SamplerConfig, smp, i: int):
+    """The levels step i should use, read from the implementation's own schedule values."""
+    if cfg.sampler in VE:
+        return float(smp.sigmas[i]), float(smp.sigmas[i + 1])
+    return expected.vp_levels(cfg, smp.alphas_cumprod, i)
+
+
+def _to_state(cfg, levels, x_vp):
+    """A VP-scaled draw as the sampler's state (VE: x·√(σ²+1))."""
+    if cfg.sampler in VE:
+        return x_vp * math.sqrt(levels[0] ** 2 + 1.0)
+    return x_vp
+
+
+# --- 1. schedule equivalence ---------------------------------------------------------------------
+
+
+def check_schedule(impl, cfg: SamplerConfig, record: Record | None = None):
+    """ᾱ (and σ for the Euler family) within derived float32 bounds; timesteps exactly."""
+    smp = impl.build(cfg)
+    oracle = expected.schedule(cfg)
+    u = _schedule_u(impl)
+    ctx = f"config: {cfg}"
+    ts_exp = expected.timesteps(cfg)
+    assert smp.timesteps.shape == ts_exp.shape, \
+        f"timesteps: {smp.timesteps.size} of them, expected S = {ts_exp.size}. {ctx}\n" \
+        f"  got      {smp.timesteps[-5:]} (last 5)\n  expected {ts_exp[-5:]}"
+    assert_close(smp.timesteps, ts_exp, tolerances.timestep_abs(ts_exp), "timesteps", ctx, record)
+    if smp.alphas_cumprod is not None:
+        if cfg.rescale:
+            base = ref.make_schedule(cfg.beta_schedule, cfg.num_train_timesteps, cfg.beta_start, cfg.beta_end)
+            rel = tolerances.rescaled_alphas_cumprod_relative(base.alphas_cumprod, base.betas, u)
+        else:
+            rel = tolerances.alphas_cumprod_relative(oracle.betas, u)
+        assert_close(smp.alphas_cumprod, oracle.alphas_cumprod, rel * oracle.alphas_cumprod,
+                     "alphas_cumprod", ctx, record)
+    if cfg.sampler in VE and smp.sigmas is not None:
+        sig_exp = expected.sigmas(cfg, oracle)
+        assert smp.sigmas.shape == sig_exp.shape, \
+            f"sigmas: {smp.sigmas.size} values, expected S+1 = {sig_exp.size}. {ctx}"
+        # tolerance of σ from that of ᾱ at the two neighbouring training steps
+        rel = (tolerances.rescaled_alphas_cumprod_relative(
+            ref.make_schedule(cfg.beta_schedule, cfg.num_train_timesteps, cfg.beta_start,
+                              cfg.beta_end).alphas_cumprod,
+            ref.make_schedule(cfg.beta_schedule, cfg.num_train_timesteps, cfg.beta_start,
+                              cfg.beta_end).betas, u)
+               if cfg.rescale else tolerances.alphas_cumprod_relative(oracle.betas, u))
+        sig_rel = tolerances.sigma_relative(rel, oracle.alphas_cumprod)
+        ts = np.concatenate([ts_exp, [0.0]])
+        lo = np.floor(ts).astype(int)
+        hi = np.minimum(lo + 1, cfg.num_train_timesteps - 1)
+        tol = np.maximum(sig_rel[lo], sig_rel[hi]) * np.abs(sig_exp) + 4 * tolerances.U_FLOAT32 * np.abs(sig_exp)
+        assert_close(smp.sigmas, sig_exp, tol, "sigmas", ctx, record)
+
+
+# --- 2. step equivalence -------------------------------------------------------------------------
+
+
+def check_step(impl, cfg: SamplerConfig, i: int, x, model_output, seed: int, predicted_variance=None,
+               record: Record | None = None):
+    """One step from the same state, model output and noise matches the oracle's step at the
+    implementation's own levels, within STEP_OPS·u·Σ|terms| + level sensitivity."""
+    smp = impl.build(cfg)
+    levels = _levels(cfg, smp, i)
+    q = impl.quantize
+    x_in = q(_to_state(cfg, levels, np.asarray(x, np.float64)))
+    out = q(model_output)
+    pv = None if predicted_variance is None else q(predicted_variance)
+    got, z = smp.step(i, x_in, out, seed, pv)
+    want = expected.step(cfg, levels, x_in, out, z, pv)
+    tol = tolerances.step(cfg, levels, x_in, out, z, impl.unit_roundoff, pv, _subnormal(impl))
+    return assert_close(got, want, tol, f"step {i} of {len(smp.timesteps)} (t={smp.timesteps[i]:g}, "
+                        f"levels {levels})", f"config: {cfg}", record)
+
+
+# --- 3. chaining ---------------------------------------------------------------------------------
+
+
+def _probe(cfg, smp, i, a_t, x0_value, seed, shape):
+    """Step i from a noiseless state with x̂₀ = x0_value and ε̂ = 0 (VP samplers): returns the
+    implementation's output and the (x, model output, z, predicted variance) it was given."""
+    alpha, sigma = math.sqrt(a_t), math.sqrt(1.0 - a_t)
+    x = np.full(shape, alpha * x0_value)
+    out = {"sample": np.full(shape, x0_value), "epsilon": np.zeros(shape),
+           "v_prediction": np.full(shape, -sigma * x0_value)}[cfg.prediction_type]
+    pv = None
+    if cfg.option("variance_type", "").startswith("learned"):
+        pv = np.full(shape, 0.5)
+    got, z = smp.step(i, x, out, seed, pv)
+    return got, (x, out, z, pv)
+
+
+def check_chaining(impl, cfg: SamplerConfig, record: Record | None = None, shape=(1, 2, 2, 2)):
+    """Each step lands on the level the next one starts from; the last lands on clean data
+    (ᾱ = 1, or ᾱ_0 for set_alpha_to_one=False; σ = 0, or σ_min for final_sigmas_type="sigma_min")
+    with no noise left."""
+    smp = impl.build(cfg)
+    S = len(smp.timesteps)
+    ctx = f"config: {cfg}"
+    if cfg.sampler in VE:
+        final = 0.0 if cfg.option("final_sigmas_type", "zero") == "zero" else \
+            math.sqrt((1 - smp.alphas_cumprod[0]) / smp.alphas_cumprod[0])
+        assert smp.sigmas.size == S + 1, f"{smp.sigmas.size} sigmas for {S} timesteps (need S+1). {ctx}"
+        outside = (smp.timesteps < 0) | (smp.timesteps > cfg.num_train_timesteps - 1)
+        assert not outside.any(), f"timesteps outside [0, T-1]: {smp.timesteps[outside]}. {ctx}"
+        rises = np.flatnonzero(np.diff(smp.alphas_cumprod) > 0)
+        assert rises.size == 0, f"the implementation's ᾱ rises at t = {rises[:5] + 1}: σ is not monotone. {ctx}"
+        own = ref.Schedule.from_alphas_cumprod(smp.alphas_cumprod)
+        interp = cfg.option("interpolation_type", "linear")
+        want = np.concatenate([ref.sigma_at(own, smp.timesteps, interp), [final]])
+        tol = 8 * tolerances.U_FLOAT32 * np.abs(want)
+        assert_close(smp.sigmas, want, tol, "σ of each step vs σ(t) of its timestep (and the final σ)", ctx, record)
+        churn = cfg.sampler == "euler" and (cfg.option("s_churn") or 0) > 0 and \
+            (cfg.option("s_tmin", 0.0) or 0) <= smp.sigmas[S - 1] <= cfg.option("s_tmax", math.inf)
+        if not churn:  # with churn the last step adds noise before the model removes it (Karras Alg. 2)
+            last = smp.step(S - 1, np.zeros(shape), np.zeros(shape), 0)[0]
+            assert_close(last, 0.0, 0.0, "last step from x = 0, x̂₀ = 0 (no noise may be added)", ctx, record)
+        return
+    ts = expected.timesteps(cfg).astype(int)
+    abar = smp.alphas_cumprod
+    u = impl.unit_roundoff
+    for i in range(S):
+        a_t = float(abar[ts[i]]) if i < ts.size else float(abar[int(smp.timesteps[i])])
+        if cfg.prediction_type == "epsilon" and a_t == 0.0:
+            continue  # x̂₀ undefined; the finite-at-T property covers this step
+        a_next = expected.vp_levels(cfg, abar, i)[1] if i < ts.size else 1.0
+        with_signal, args_a = _probe(cfg, smp, i, a_t, 1.0, seed=i, shape=shape)
+        without, args_b = _probe(cfg, smp, i, a_t, 0.0, seed=i, shape=shape)
+        landed = with_signal - without  # same seed: the noise cancels, √ᾱ_landing remains
+        # each run errs by its own derived step tolerance (at the oracle's levels)
+        lv = (a_t, a_next)
+        tol = sum(tolerances.step(cfg, lv, *a[:3], u, a[3], _subnormal(impl)) for a in (args_a, args_b))
+        assert_close(landed, math.sqrt(a_next), tol, f"√ᾱ landed on by step {i} (t={smp.timesteps[i]:g})",
+                     ctx, record)
+        if i == S - 1 and a_next == 1.0:  # lands on clean data: nothing stochastic may remain
+            assert_close(without, 0.0, 0.0, "last step from x = 0, x̂₀ = 0: noise left in the final sample",
+                         ctx, record)
+
+
+# --- 4, 5. zero terminal SNR, starts at T --------------------------------------------------------
+
+
+def check_zero_snr(impl, cfg: SamplerConfig, record: Record | None = None):
+    """With the zero-SNR rescale on, ᾱ_T is exactly 0 (SNR(T) = 0; σ_T = inf for Euler samplers)."""
+    smp = impl.build(cfg)
+    if smp.alphas_cumprod is not None:
+        a_T = float(smp.alphas_cumprod[-1])
+        assert a_T == 0.0, (f"SNR(T) = {a_T / (1 - a_T):.6g}, not 0: ᾱ_T = {a_T!r} "
+                            f"(σ_T = {math.sqrt((1 - a_T) / a_T) if a_T > 0 else math.inf:.6g}). config: {cfg}")
+    if smp.sigmas is not None and cfg.spacing in ("trailing", "linspace") and len(smp.timesteps) > 1:
+        assert math.isinf(smp.sigmas[0]), f"σ at t = T is {smp.sigmas[0]:.6g}, not inf. config: {cfg}"
+
+
+def check_starts_at_T(impl, cfg: SamplerConfig, record: Record | None = None):
+    """The first model evaluation is at t = T-1 (trailing; linspace with S >= 2)."""
+    smp = impl.build(cfg)
+    T = cfg.num_train_timesteps
+    assert float(smp.timesteps[0]) == T - 1, \
+        f"first timestep {smp.timesteps[0]:g}, not T-1 = {T - 1}. config: {cfg}"
+
+
+# --- 6. finite at T ------------------------------------------------------------------------------
+
+
+def check_finite_at_T(impl, cfg: SamplerConfig, x, model_output, seed: int, predicted_variance=None,
+                      record: Record | None = None):
+    """Step 0 (t = T-1, SNR 0) is finite for v and x₀ prediction; for ε prediction the
+    implementation must raise or warn: a silent NaN, inf or a silently clamped result fails."""
+    smp = impl.build(cfg)
+    levels = _levels(cfg, smp, 0) if cfg.sampler in VE else (float(smp.alphas_cumprod[int(smp.timesteps[0])]), 0.0)
+    x_in = impl.quantize(_to_state(cfg, levels, np.asarray(x, np.float64)))
+    out = impl.quantize(model_output)
+    pv = None if predicted_variance is None else impl.quantize(predicted_variance)
+    ctx = f"config: {cfg}"
+    if cfg.prediction_type != "epsilon":
+        got, _ = smp.step(0, x_in, out, seed, pv)
+        bad = ~np.isfinite(got)
+        assert not bad.any(), f"step at t = T is not finite: {int(bad.sum())} of {got.size} values " \
+                              f"NaN/inf (e.g. {got[bad].ravel()[:3]}). {ctx}"
+        return
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            got, _ = smp.step(0, x_in, out, seed, pv)
+        except Exception:
+            return  # raised: the implementation refuses ε-prediction at SNR 0, as it should
+    if caught:
+        return
+    finite = np.isfinite(got).all()
+    assert False, (f"ε-prediction at zero SNR returned {'a silently clamped finite result' if finite else 'NaN/inf'} "
+                   f"without raising or warning (x̂₀ = (x_t - σ·ε)/α divides by α = 0). {ctx}")
+
+
+# --- 7. full loop --------------------------------------------------------------------------------
+
+
+def check_loop(impl, cfg: SamplerConfig, mean, var, x_T, seed: int, record: Record | None = None):
+    """A whole sampling loop with the exact Gaussian denoiser matches the oracle's loop run on the
+    implementation's own levels and noise. Tolerance: each step's derived tolerance, carried
+    through the later steps by their gains |∂x_next/∂x| (the loop is affine in this case)."""
+    smp = impl.build(cfg)
+    S = len(smp.timesteps)
+    q = impl.quantize
+    denoiser = ref.gaussian_denoiser(mean, var, cfg.prediction_type)
+    if cfg.sampler in VE:
+        assert smp.sigmas.size == S + 1, f"{smp.sigmas.size} sigmas for {S} timesteps (need S+1). config: {cfg}"
+        levels = ref.alpha_bars_from_sigmas(smp.sigmas)
+        x = q(np.asarray(x_T) * math.sqrt(smp.sigmas[0] ** 2 + 1.0))
+    else:
+        ts = expected.timesteps(cfg).astype(int)
+        assert S == ts.size, f"{S} timesteps, expected S = {ts.size}. config: {cfg}"
+        levels = np.array([expected.vp_levels(cfg, smp.alphas_cumprod, i)[0] for i in range(ts.size)]
+                          + [expected.final_alpha_bar(cfg, smp.alphas_cumprod)])
+        x = q(x_T)
+    x_start = x / math.sqrt(smp.sigmas[0] ** 2 + 1.0) if cfg.sampler in VE else x
+    noise = []
+    for i in range(S):
+        a = 1.0 / (1.0 + smp.sigmas[i] ** 2) if cfg.sampler in VE else levels[i]
+        out = q(denoiser(smp.model_input(i, x), smp.timesteps[i], a))
+        x, z = smp.step(i, x, out, seed + i)
+        noise.append(z)
+        bad = ~np.isfinite(x)
+        assert not bad.any(), (f"the implementation's state is not finite after step {i} of {S} "
+                               f"(t={smp.timesteps[i]:g}): {int(bad.sum())} NaN/inf. config: {cfg}")
+    if cfg.sampler in VE:  # the VE state at the final σ (0, or σ_min) as the VP sample
+        x = x / math.sqrt(smp.sigmas[-1] ** 2 + 1.0)
+    options = {k: v for k, v in cfg.options if k in ref.loop.SAMPLER_OPTIONS[cfg.sampler]}
+    want, path = ref.sample_loop(denoiser, x_start, sampler=cfg.sampler, prediction_type=cfg.prediction_type,
+                                 alpha_bars=levels, noise=np.stack(noise), return_trajectory=True, **options)
+    tol = np.zeros(np.shape(want))
+    u = impl.unit_roundoff
+    for i in range(S):
+        f = ref.step_map(cfg.sampler, denoiser, prediction_type=cfg.prediction_type, alpha_bar=levels[i],
+                         alpha_bar_next=levels[i + 1], num_inference_steps=S, **options)
+        zero = np.zeros(np.shape(want))
+        gain = np.abs(f(zero + 1.0, noise[i]) - f(zero, noise[i]))
+        own = _loop_step_tolerance(cfg, levels, i, path[i], denoiser, noise[i], u, _subnormal(impl))
+        tol = gain * tol + own
+    return assert_close(x, want, tol, f"sample after {S} steps", f"config: {cfg}", record)
+
+
+def _loop_step_tolerance(cfg, levels, i, x_vp, denoiser, z, u, sub):
+    a, a_next = float(levels[i]), float(levels[i + 1])
+    out = denoiser(x_vp, None, a)
+    if cfg.sampler in VE:
+        sig = math.inf if a == 0 else math.sqrt((1 - a) / a)
+        sig_next = math.sqrt((1 - a_next) / a_next)
+        if math.isinf(sig):  # σ = inf never reaches an implementation (they floor σ); VP form
+            vp = SamplerConfig("ddim", options=(("eta", 0.0 if cfg.sampler == "euler" else 1.0),),
+                               prediction_type=cfg.prediction_type)
+            return tolerances.step(vp, (a, a_next), x_vp, out, z, u, subnormal=sub)
+        lv = (sig, sig_next)
+        xs = x_vp * math.sqrt(sig * sig + 1.0)
+        # the denoiser's input is rounded to the dtype too: its output moves by up to u·|gain|·|x|
+        return (tolerances.step(cfg, lv, xs, out, z, u, subnormal=sub) + 2 * u * np.abs(xs)) \
+            / math.sqrt(sig_next**2 + 1.0)
+    return tolerances.step(cfg, (a, a_next), x_vp, out, z, u, subnormal=sub) + 2 * u * np.abs(x_vp)
+
+
+# --- 8. guidance rescale -------------------------------------------------------------------------
+
+
+def check_guidance(impl, x_cfg, x_pos, phi: float, record: Record | None = None):
+    """Algorithm 2 per sample, against the oracle on the same (dtype-rounded) inputs."""
+    q = impl.quantize
+    x_cfg, x_pos = q(x_cfg), q(x_pos)
+    got = impl.guidance_rescale(x_cfg, x_pos, phi)
+    want = ref.rescale_guidance(x_cfg, x_pos, phi)
+    tol = tolerances.guidance(x_cfg, x_pos, phi, impl.unit_roundoff, _subnormal(impl))
+    return assert_close(got, want, tol, f"guidance rescale (φ = {phi})",
+                        f"batch of {x_cfg.shape[0]}, shape {x_cfg.shape}", record)

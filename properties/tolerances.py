@@ -1,0 +1,140 @@
+"""Tolerances of the conformance suite, each derived from a dtype's unit roundoff u and the
+conditioning of the operation. Nothing here is tuned to make an implementation pass.
+
+Model of an implementation: every elementary operation rounds with relative error <= u
+(u = eps/2 of the dtype it computes in). First-order error analysis then bounds the error of a
+result by u times (operations per term) times the sum of the absolute values of its terms, plus
+its sensitivity to the few-ulp errors of the schedule values it reads.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import expected
+from .contract import SamplerConfig
+
+#: rounding steps per term of a sampler update: converting the model output (2 products, 1 sum),
+#: forming a coefficient from ᾱ or σ (<= 4 operations: ratio, complement, sqrt, product) and
+#: accumulating it into the result (1 product, 1 sum). 2 + 1 + 4 + 2 = 9, rounded up to 10.
+STEP_OPS = 10
+#: a coefficient formed from a level (ᾱ or σ) by <= 4 operations has relative error <= 4u: the
+#: same as the exact coefficient of a level perturbed by <= 4u relative. Counted twice (the level
+#: of this step and of the next), each with its own sensitivity, so 4 each.
+LEVEL_OPS = 4
+#: unit roundoff of float32, the dtype diffusers computes every schedule in
+U_FLOAT32 = 2.0**-24
+
+
+def _perturbed(fn, levels, j, rel):
+    """fn at levels[j]·(1 ± rel), both sides where they stay in the domain; (Δfn, Δlevel/level)."""
+    value = levels[j]
+    pts = []
+    for v in (value * (1 + rel), value * (1 - rel)):
+        lv = list(levels)
+        lv[j] = v
+        try:
+            pts.append((v, fn(tuple(lv))))
+        except ValueError:  # the perturbed level leaves the domain (ᾱ > 1, ᾱ_t > ᾱ_next, ...)
+            pass
+    if len(pts) < 2:
+        pts.append((value, fn(tuple(levels))))
+    (v1, f1), (v2, f2) = pts[0], pts[-1]
+    return np.abs(np.asarray(f1, np.float64) - np.asarray(f2, np.float64)), abs(v1 - v2) / value
+
+
+def step(cfg: SamplerConfig, levels, x, model_output, z, u: float, predicted_variance=None,
+         subnormal: float = 0.0):
+    """Allowed |implementation - oracle| of one step, per element.
+
+    Σ over the step's terms c(levels)·data (see :func:`properties.expected.step_terms`) of
+      STEP_OPS·u·|c|·|data|                      rounding of the arithmetic, and
+      LEVEL_OPS·u_level·|∂c/∂ln level|·|data|    a coefficient formed backward-stably from levels
+                                                  carrying LEVEL_OPS·u_level relative error,
+    plus STEP_OPS·subnormal (below the normal range an operation errs by up to the dtype's
+    smallest subnormal, absolutely). u_level = max(u, float32's u): schedules are float32 or
+    better. Levels 0, 1 and inf are exact in every dtype and are not perturbed. Each coefficient
+    is perturbed on its own, so cancellation between coefficients earns no credit.
+    """
+    u_level = max(u, U_FLOAT32)
+    tol = np.full(np.shape(x), STEP_OPS * subnormal)
+    for coef, data in expected.step_terms(cfg, levels, x, model_output, z, predicted_variance):
+        c = np.abs(np.asarray(coef(tuple(levels)), np.float64))
+        with np.errstate(invalid="ignore"):
+            tol = tol + STEP_OPS * u * np.where(data > 0, c * data, 0.0)
+        for j, value in enumerate(levels):
+            if value in (0.0, 1.0) or math.isinf(value):
+                continue
+            dc, dl = _perturbed(coef, levels, j, 1e-6)
+            tol = tol + LEVEL_OPS * u_level * (dc / dl) * data
+    return tol
+
+
+def alphas_cumprod_relative(betas: np.ndarray, u: float = U_FLOAT32) -> np.ndarray:
+    """Relative error bound of ᾱ_t = Π_{i<=t}(1 - β_i) computed in a dtype with unit roundoff u.
+
+    t+1 roundings of the running product, plus the betas' own errors: a relative error of
+    <= 8u in β_i (a linspace, a square or a sigmoid and an affine map: <= 8 operations) moves
+    ᾱ_t by β_i/(1-β_i)·8u. Bound: u·[(t+1) + 8·Σ_{i<=t} β_i/(1-β_i)] (first order)."""
+    b = np.minimum(betas, 1.0 - 1e-12)
+    return u * (np.arange(1, b.size + 1) + 8.0 * np.cumsum(b / (1.0 - b)))
+
+
+def rescaled_alphas_cumprod_relative(orig_abar: np.ndarray, orig_betas: np.ndarray,
+                                     u: float = U_FLOAT32) -> np.ndarray:
+    """Relative error bound of Algorithm 1's ᾱ' computed in a dtype with unit roundoff u.
+
+    With e_t the bound of the original ᾱ_t, √ᾱ_t carries s_t·(e_t/2 + u). r_t = (s_t - s_T)/(s_1 - s_T)
+    then has absolute error (δs_t + δs_T)/(s_1 - s_T) + 3u·r_t, so ᾱ' = s_1²r² has relative error
+    2·(δs_t + δs_T)/(s_t - s_T) + 2·(δs_1 + δs_T)/(s_1 - s_T) + 8u; betas' = 1 - ᾱ'_t/ᾱ'_{t-1} and the
+    implementation's second running product add (t+1)·u·(1 + 2) (each 1 - β' rounds and is re-multiplied).
+    At t = T-1 the bound is 0: ᾱ'_T must be exactly 0."""
+    e = alphas_cumprod_relative(orig_betas, u)
+    s = np.sqrt(orig_abar)
+    ds = s * (e / 2 + u)
+    gap = s - s[-1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rel = 2 * (ds + ds[-1]) / gap + 2 * (ds[0] + ds[-1]) / (s[0] - s[-1]) + 8 * u \
+            + 3 * u * np.arange(1, s.size + 1)
+    rel[-1] = 0.0
+    return rel
+
+
+def timestep_abs(t: np.ndarray) -> np.ndarray:
+    """Fractional timesteps (Euler linspace) may be stored in float32: one rounding, <= 2⁻²⁴·|t|."""
+    return U_FLOAT32 * np.abs(t)
+
+
+def sigma_relative(abar_rel: np.ndarray, abar: np.ndarray) -> np.ndarray:
+    """σ = √((1-ᾱ)/ᾱ): δσ/σ = ½·δᾱ/ᾱ·(1 + ᾱ/(1-ᾱ)) plus 3 roundings (subtract, divide, sqrt)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return 0.5 * abar_rel * (1.0 + abar / (1.0 - abar)) + 3 * U_FLOAT32
+
+
+def guidance(x_cfg, x_pos, phi: float, u: float, subnormal: float = 0.0):
+    """Allowed error of Algorithm 2, per element.
+
+    A per-sample std over n elements, summed in a dtype with unit roundoff u, has relative error
+    <= (log2(n) + 4)·u·κ with κ = rms/std (cancellation in x - mean); the ratio of two such stds
+    adds both; below the normal range each of the n terms may err by a subnormal, adding
+    (n+4)·subnormal/std. The output φ·x·ratio + (1-φ)·x then errs by |x|·φ·ratio·(that)
+    + 4·(u·|x|·(φ·ratio + 1) + subnormal)."""
+    x_cfg, x_pos = np.asarray(x_cfg), np.asarray(x_pos)
+    axes = tuple(range(1, x_cfg.ndim))
+    n = int(np.prod(x_cfg.shape[1:])) if x_cfg.ndim > 1 else 1
+
+    def kappa(x):
+        std = np.std(x, axis=axes, keepdims=True)
+        rms = np.sqrt(np.mean(x * x, axis=axes, keepdims=True))
+        return np.divide(rms, std, out=np.ones_like(std), where=std > 0), std
+
+    k_cfg, s_cfg = kappa(x_cfg)
+    k_pos, s_pos = kappa(x_pos)
+    ratio = np.divide(s_pos, s_cfg, out=np.ones_like(s_cfg), where=s_cfg > 0)
+    std_rel = (math.log2(max(n, 2)) + 4) * u * (k_cfg + k_pos)
+    if subnormal:
+        std_rel = std_rel + (n + 4) * subnormal * (np.divide(1.0, s_cfg, out=np.zeros_like(s_cfg), where=s_cfg > 0)
+                                                   + np.divide(1.0, s_pos, out=np.zeros_like(s_pos), where=s_pos > 0))
+    return np.abs(x_cfg) * (phi * ratio * std_rel + 4 * u * (phi * ratio + 1)) + 4 * subnormal
