@@ -60,6 +60,12 @@ class DiffusersSampler:
         except NotImplementedError as exc:
             raise Unsupported(f"{cls.__name__}: {exc}") from None
         s = self.scheduler
+        params = inspect.signature(s.step).parameters
+        required = [n for n, p in params.items() if p.default is inspect.Parameter.empty
+                    and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and n != "self"]
+        if set(required) - {"model_output", "timestep", "sample"}:
+            raise Unsupported(f"{cls.__name__}.step needs more than (model_output, timestep, sample): {required}")
+        self._takes_generator = "generator" in params
         self.alphas_cumprod = _f64(s.alphas_cumprod) if hasattr(s, "alphas_cumprod") else None
         self.timesteps = _f64(s.timesteps)
         self.sigmas = _f64(s.sigmas) if getattr(s, "sigmas", None) is not None else None
@@ -95,11 +101,15 @@ class DiffusersSampler:
         for name in ("eta", "use_clipped_model_output", "s_churn", "s_tmin", "s_tmax", "s_noise"):
             if name in params and cfg.option(name) is not None:
                 kwargs[name] = cfg.option(name)
-        gen = torch.Generator(device=self.impl.device).manual_seed(seed)
+        if self._takes_generator:
+            kwargs["generator"] = torch.Generator(device=self.impl.device).manual_seed(seed)
         sample = self._tensor(x)
         if self.state == "ve":
             s.scale_model_input(sample, s.timesteps[i])  # as pipelines do before step()
-        prev = s.step(out, s.timesteps[i], sample, generator=gen, return_dict=False, **kwargs)[0]
+        try:
+            prev = s.step(out, s.timesteps[i], sample, return_dict=False, **kwargs)[0]
+        except NotImplementedError as exc:
+            raise Unsupported(f"{type(s).__name__}.step: {exc}") from None
         # the standard normal diffusers' randn_tensor draws from this seed (bit-exact for one generator)
         z = torch.randn(sample.shape, generator=torch.Generator(device=self.impl.device).manual_seed(seed),
                         device=self.impl.device, dtype=self.impl.torch_dtype)
@@ -132,12 +142,13 @@ class DiffusersImplementation:
         self._rescale = guidance_rescale or _default_rescale_noise_cfg()
         if deviations is None:
             # diffusers' own deviations, for the samplers still served by diffusers' own classes
-            from .diffusers_deviations import DEVIATIONS, GUIDANCE_DEVIATIONS
+            from .diffusers_deviations import DEVIATIONS, GENERIC_DEVIATIONS, GUIDANCE_DEVIATIONS
 
             replaced = {k for k, v in dict(ddpm=ddpm, ddim=ddim, euler=euler,
                                            euler_ancestral=euler_ancestral).items() if v is not None}
             deviations = [d for d in DEVIATIONS if not set(d.samplers) <= replaced]
             deviations += [] if guidance_rescale is not None else GUIDANCE_DEVIATIONS
+            deviations += GENERIC_DEVIATIONS
         self.deviations = list(deviations)
         self.dtype, self.torch_dtype, self.device = dtype, _DTYPES[dtype], device
         info = torch.finfo(self.torch_dtype)
@@ -195,7 +206,8 @@ class DiffusersImplementation:
         return _f64(self._rescale(cfg, pos, guidance_rescale=guidance_rescale))
 
     def generic_samplers(self) -> dict:
-        """Every diffusers scheduler class whose constructor takes ``rescale_betas_zero_snr``."""
+        """Every diffusers scheduler class whose constructor takes ``rescale_betas_zero_snr``
+        (inversion schedulers excepted)."""
         from diffusers import schedulers
 
         found = {}
@@ -212,7 +224,8 @@ class DiffusersImplementation:
                 params = inspect.signature(cls.__init__).parameters
             except (TypeError, ValueError):
                 continue
-            if "rescale_betas_zero_snr" in params:
+            # inversion schedulers run from data to noise: "start at T" and "finite at T" do not apply
+            if "rescale_betas_zero_snr" in params and "Inverse" not in name:
                 found[name] = self._generic_factory(cls)
         return found
 

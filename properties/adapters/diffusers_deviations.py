@@ -146,7 +146,8 @@ DEVIATIONS = [
         SamplerConfig("euler"), {}),
     Deviation(
         "euler-floor-above-previous", ("schedule", "step", "chaining", "finite_at_T", "loop"),
-        ("euler", "euler_ancestral"), _floor_above_previous,
+        ("euler", "euler_ancestral", "EulerDiscreteScheduler", "EulerAncestralDiscreteScheduler"),
+        _floor_above_previous,
         "for steep schedules the zero-SNR ᾱ at t = T-2 is below the 2⁻²⁴ floor, so the floored ᾱ rises "
         "at t = T-1 (σ falls): the first step goes up in σ, and Euler ancestral's σ_up radicand "
         "σ_next²(σ² - σ_next²)/σ² turns negative: NaN.",
@@ -185,16 +186,26 @@ DEVIATIONS = [
         SamplerConfig("euler", rescale=False, prediction_type="epsilon", options=(("s_churn", 5.0),)), {}),
 ]
 
-GUIDANCE_DEVIATIONS = [
+FLOORED = ("DPMSolverMultistepScheduler", "EulerAncestralDiscreteScheduler", "EulerDiscreteScheduler",
+           "UniPCMultistepScheduler")
+
+GENERIC_DEVIATIONS = [
     Deviation(
-        "float32-alphas-cumprod-underflow",
-        ("schedule", "step", "chaining", "zero_snr", "finite_at_T", "loop"), ALL, _float32_underflow,
-        "steep schedules (large T and β) take ᾱ below float32's normal range: the float32 running "
-        "product underflows to subnormals and 0, and the zero-SNR rescale then divides 0 by 0 (NaN "
-        "betas and ᾱ, silently). The float64 oracle represents these ᾱ (down to ~1e-308).",
-        SRC + "scheduling_ddim.py (__init__: torch.cumprod in float32; rescale_zero_terminal_snr)",
-        SamplerConfig("ddim", num_train_timesteps=4000, beta_schedule="linear", beta_start=0.0078125,
-                      beta_end=0.046875), {}),
+        "terminal-floor-2^-24", ("zero_snr",), FLOORED, lambda c: c.rescale,
+        "after the zero-SNR rescale these schedulers set ᾱ_T = 2⁻²⁴ (σ_T = 4096) instead of 0: "
+        "SNR(T) = 5.96e-08.",
+        "https://github.com/huggingface/diffusers/pull/6024",
+        SamplerConfig("EulerDiscreteScheduler"), {}),
+    Deviation(
+        "lcm-origin-steps-miss-T", ("starts_at_T",), ("LCMScheduler", "TCDScheduler"),
+        lambda c: c.num_train_timesteps % 50 != 0,
+        "LCM and TCD draw their timesteps from an original 50-step schedule, (T // 50)·k - 1: unless 50 "
+        "divides T, the first timestep is (T // 50)·50 - 1 < T - 1 and trailing spacing is ignored.",
+        SRC + "scheduling_lcm.py (set_timesteps: original_inference_steps)",
+        SamplerConfig("LCMScheduler", num_train_timesteps=1010, num_inference_steps=4), {}),
+]
+
+GUIDANCE_DEVIATIONS = [
     Deviation(
         "rescale-noise-cfg-zero-std", ("guidance",), ("guidance-degenerate",), lambda c: True,
         "rescale_noise_cfg divides by the std of the guided prediction with no guard: a sample with "

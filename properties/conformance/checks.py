@@ -31,9 +31,16 @@ def _schedule_u(impl) -> float:
 
 def _levels(cfg: SamplerConfig, smp, i: int):
     """The levels step i should use, read from the implementation's own schedule values."""
+    S = expected.timesteps(cfg).size
+    assert len(smp.timesteps) == S, f"{len(smp.timesteps)} timesteps, expected S = {S}. config: {cfg}"
     if cfg.sampler in VE:
-        return float(smp.sigmas[i]), float(smp.sigmas[i + 1])
-    return expected.vp_levels(cfg, smp.alphas_cumprod, i)
+        lv = float(smp.sigmas[i]), float(smp.sigmas[i + 1])
+        ok = all(v == v for v in lv) and lv[1] <= lv[0]
+    else:
+        lv = expected.vp_levels(cfg, smp.alphas_cumprod, i)
+        ok = all(v == v for v in lv) and lv[0] <= lv[1]
+    assert ok, f"the implementation's own levels for step {i} are not a denoising step: {lv}. config: {cfg}"
+    return lv
 
 
 def _to_state(cfg, levels, x_vp):
@@ -155,6 +162,7 @@ def check_chaining(impl, cfg: SamplerConfig, record: Record | None = None, shape
         if cfg.prediction_type == "epsilon" and a_t == 0.0:
             continue  # x̂₀ undefined; the finite-at-T property covers this step
         a_next = expected.vp_levels(cfg, abar, i)[1] if i < ts.size else 1.0
+        assert a_t == a_t and a_next == a_next, f"the implementation's ᾱ at step {i} is NaN. {ctx}"
         with_signal, args_a = _probe(cfg, smp, i, a_t, 1.0, seed=i, shape=shape)
         without, args_b = _probe(cfg, smp, i, a_t, 0.0, seed=i, shape=shape)
         landed = with_signal - without  # same seed: the noise cancels, √ᾱ_landing remains
@@ -243,6 +251,8 @@ def check_loop(impl, cfg: SamplerConfig, mean, var, x_T, seed: int, record: Reco
         levels = np.array([expected.vp_levels(cfg, smp.alphas_cumprod, i)[0] for i in range(ts.size)]
                           + [expected.final_alpha_bar(cfg, smp.alphas_cumprod)])
         x = q(x_T)
+    ok = np.all(~np.isnan(levels)) and np.all(np.diff(levels) >= 0)
+    assert ok, f"the implementation's levels are not a denoising sequence (ᾱ: {levels[:4]}...). config: {cfg}"
     x_start = x / math.sqrt(smp.sigmas[0] ** 2 + 1.0) if cfg.sampler in VE else x
     noise = []
     for i in range(S):

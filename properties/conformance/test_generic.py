@@ -1,0 +1,100 @@
+"""Property 9: the generic flaw checks -- zero terminal SNR, starting at T, finite at T -- over every
+further sampler an implementation lists in ``generic_samplers()`` (for diffusers: every scheduler
+class whose constructor takes ``rescale_betas_zero_snr``)."""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import pytest
+from hypothesis import given, reject
+from hypothesis import strategies as st
+
+from properties import strategies as zst
+from properties.contract import SamplerConfig, Unsupported
+from properties.deviations import tolerated
+from properties.plugin import load_implementation, _impl_spec
+from properties.conformance import checks
+
+SHAPE = (2, 3, 2, 2)
+
+
+@functools.cache
+def _generic_names(spec, dtype, device) -> tuple[str, ...]:
+    impl = load_implementation(spec, dtype, device)
+    return tuple(sorted(getattr(impl, "generic_samplers", dict)()))
+
+
+def pytest_generate_tests(metafunc):
+    if "generic_name" in metafunc.fixturenames:
+        cfg = metafunc.config
+        names = _generic_names(_impl_spec(cfg), cfg.getoption("impl_dtype"), cfg.getoption("impl_device"))
+        metafunc.parametrize("generic_name", names or ["(none)"])
+
+
+class _Generic:
+    """The implementation with build() replaced by one generic sampler's factory."""
+
+    def __init__(self, impl, name):
+        factories = getattr(impl, "generic_samplers", dict)()
+        if name not in factories:
+            pytest.skip("the implementation lists no generic samplers")
+        self._impl, self.build = impl, factories[name]
+        self.name = name
+        try:
+            self.build(SamplerConfig(name))
+        except Unsupported as exc:
+            pytest.skip(f"{name} cannot be driven through the contract: {exc}")
+
+    def __getattr__(self, attr):
+        return getattr(self._impl, attr)
+
+
+def _configs(name, spacing="trailing"):
+    # S <= 50: LCM and TCD refuse more steps than their 50-step origin schedule
+    return zst.sampler_configs("generic", rescale=True, max_T=1000, max_S=50, spacing=spacing,
+                               predictions=zst.finite_at_zero_snr_predictions).map(
+        lambda c: SamplerConfig(name, *[getattr(c, f) for f in SamplerConfig.__dataclass_fields__][1:]))
+
+
+def _run(check, gen, cfg, prop, record, *args):
+    try:
+        with tolerated(gen, cfg, prop, record):
+            check(gen, cfg, *args, record=record)
+    except Unsupported:
+        reject()
+
+
+def _property(prop):
+    return pytest.mark.zsnr_property(prop, "generic")
+
+
+@_property("zero_snr")
+@given(data=st.data())
+def test_generic_zero_snr(impl, zsnr_record, generic_name, data):
+    """SNR(T) is exactly 0 with the zero-SNR rescale on."""
+    gen = _Generic(impl, generic_name)
+    cfg = data.draw(_configs(generic_name), label="config")
+    _run(checks.check_zero_snr, gen, cfg, "zero_snr", zsnr_record)
+
+
+@_property("starts_at_T")
+@given(data=st.data())
+def test_generic_starts_at_T(impl, zsnr_record, generic_name, data):
+    """The first model evaluation is at t = T-1 with trailing spacing."""
+    gen = _Generic(impl, generic_name)
+    cfg = data.draw(_configs(generic_name), label="config")
+    _run(checks.check_starts_at_T, gen, cfg, "starts_at_T", zsnr_record)
+
+
+@_property("finite_at_T")
+@given(data=st.data())
+def test_generic_finite_at_T(impl, zsnr_record, generic_name, data):
+    """The first step, at t = T-1 with SNR 0, is finite for v and x₀ prediction."""
+    gen = _Generic(impl, generic_name)
+    cfg = data.draw(_configs(generic_name), label="config")
+    x = data.draw(zst.latents(SHAPE), label="x_t")
+    out = data.draw(zst.latents(SHAPE), label="model_output")
+    seed = data.draw(st.integers(0, 2**31 - 1), label="seed")
+    _run(checks.check_finite_at_T, gen, cfg, "finite_at_T", zsnr_record, x, out, seed)
