@@ -7,7 +7,7 @@ _common = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, Healt
                                                    HealthCheck.function_scoped_fixture])
 
 settings.register_profile("dev", max_examples=15, **_common)
-settings.register_profile("ci", max_examples=40, derandomize=True, print_blob=True, **_common)
+settings.register_profile("ci", max_examples=40, derandomize=True, database=None, print_blob=True, **_common)
 settings.register_profile("thorough", max_examples=1000, **_common)
 
 PROFILES = ("dev", "ci", "thorough")

@@ -53,13 +53,19 @@ def step(cfg: SamplerConfig, levels, x, model_output, z, u: float, predicted_var
       STEP_OPS·u·|c|·|data|                      rounding of the arithmetic, and
       LEVEL_OPS·u_level·|∂c/∂ln level|·|data|    a coefficient formed backward-stably from levels
                                                   carrying LEVEL_OPS·u_level relative error,
-    plus STEP_OPS·subnormal (below the normal range an operation errs by up to the dtype's
-    smallest subnormal, absolutely). u_level = max(u, float32's u): schedules are float32 or
+    plus STEP_OPS·subnormal·(1 + step length for the Euler family): below the normal range an
+    operation errs by up to the dtype's smallest subnormal, absolutely, and an intermediate is
+    multiplied by the step length. u_level = max(u, float32's u): schedules are float32 or
     better. Levels 0, 1 and inf are exact in every dtype and are not perturbed. Each coefficient
     is perturbed on its own, so cancellation between coefficients earns no credit.
     """
     u_level = max(u, U_FLOAT32)
-    tol = np.full(np.shape(x), STEP_OPS * subnormal)
+    amplification = 1.0
+    if cfg.sampler in expected.VE_SAMPLERS and not math.isinf(levels[0]):
+        # d = (x - x̂₀)/σ̂ is an intermediate: its subnormal rounding is multiplied by the step
+        # length |σ_next - σ̂| <= |σ_next| + √2·σ (γ <= √2 - 1)
+        amplification += abs(levels[1]) + math.sqrt(2.0) * levels[0]
+    tol = np.full(np.shape(x), STEP_OPS * subnormal * amplification)
     for coef, data in expected.step_terms(cfg, levels, x, model_output, z, predicted_variance):
         c = np.abs(np.asarray(coef(tuple(levels)), np.float64))
         with np.errstate(invalid="ignore"):

@@ -13,7 +13,7 @@ from collections.abc import Callable
 import numpy as np
 
 from . import _checks
-from .samplers import ddim_step, ddpm_step, euler_ancestral_step, euler_churn, euler_step
+from .samplers import ddim_step, ddpm_step, euler_ancestral_step, euler_churn, euler_step, ve_scale
 from .schedules import Schedule
 
 SAMPLERS = ("ddpm", "ddim", "euler", "euler_ancestral")
@@ -84,15 +84,15 @@ def step_map(sampler: str, denoiser: Callable, *, prediction_type: str, alpha_ba
         if math.isinf(sig):
             out = denoiser(x, timestep, a)
             return ddim_step(x, out, alpha_bar_t=a, alpha_bar_prev=a_next, eta=eta, noise=z, **common)
-        xe = np.asarray(x, np.float64) * math.sqrt(sig * sig + 1.0)
+        xe = np.asarray(x, np.float64) * ve_scale(sig)
         if sampler == "euler":
             xe, sig = euler_churn(xe, sig, num_inference_steps=num_inference_steps, noise=z, **options)
-            out = denoiser(xe / math.sqrt(sig * sig + 1.0), timestep, 1.0 / (sig * sig + 1.0))
+            out = denoiser(xe / ve_scale(sig), timestep, (1.0 / ve_scale(sig)) ** 2)
             xe = euler_step(xe, out, sigma=sig, sigma_next=sig_next, **common)
         else:
             out = denoiser(x, timestep, a)
             xe = euler_ancestral_step(xe, out, sigma=sig, sigma_next=sig_next, eta=eta, noise=z, **common)
-        return xe / math.sqrt(sig_next * sig_next + 1.0)
+        return xe / ve_scale(sig_next)
 
     return f
 

@@ -158,6 +158,11 @@ def ddim_step(x_t, model_output, *, prediction_type, alpha_bar_t, alpha_bar_prev
 # --- Euler and Euler ancestral (variance-exploding state) -----------------------------------------
 
 
+def ve_scale(sigma: float) -> float:
+    """√(σ² + 1) = 1/√ᾱ, the factor between the VE state and x_t, without overflow for huge σ."""
+    return math.hypot(sigma, 1.0)
+
+
 def _ve_x0_and_eps(x, model_output, prediction_type, sigma):
     """x̂₀ and ε̂ from the VE state x = x_t/√ᾱ at level σ (finite σ only)."""
     sigma = _checks.real("sigma", sigma, 0.0, low_open=True, allow_inf=True)
@@ -166,9 +171,9 @@ def _ve_x0_and_eps(x, model_output, prediction_type, sigma):
             "sigma = inf (zero terminal SNR): the variance-exploding state x = x_t/sqrt(alpha_bar) is "
             "infinite there. Take this step in the variance-preserving variable with ddim_step "
             "(eta=0 is Euler, eta is Euler ancestral: the same update), as sample_loop does.")
-    scale = math.sqrt(sigma * sigma + 1.0)
+    scale = ve_scale(sigma)
     x = _checks.array("x", x)
-    return predict_x0_and_eps(x / scale, model_output, prediction_type, 1.0 / (sigma * sigma + 1.0))
+    return predict_x0_and_eps(x / scale, model_output, prediction_type, (1.0 / scale) ** 2)
 
 
 def euler_churn(x, sigma, *, num_inference_steps, noise=None, s_churn=0.0, s_tmin=0.0,

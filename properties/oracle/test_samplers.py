@@ -137,8 +137,8 @@ def test_last_step_is_x0(x, out, z, a_t, pt, eta, pv, pr):
         elif label.startswith("euler") and a_t > 0:
             # the Euler family evaluates x̂₀ at its VE state and ᾱ = 1/(σ²+1) (its own step's x̂₀)
             sig = math.sqrt((1 - a_t) / a_t)
-            xe = x * math.sqrt(sig * sig + 1)  # the loop's VE state
-            own, _ = predict_x0_and_eps(xe / math.sqrt(sig * sig + 1), out, pt, 1 / (sig * sig + 1))
+            xe = x * math.hypot(sig, 1)  # the loop's VE state
+            own, _ = predict_x0_and_eps(xe / math.hypot(sig, 1), out, pt, (1 / math.hypot(sig, 1)) ** 2)
             if "s_churn" not in label:
                 assert_array_equal(r, own, label)
         else:
@@ -250,7 +250,7 @@ def test_loop_is_repeated_steps_and_lands_on_x0(spacing, S, pt, seed, sampler, e
     if sampler.startswith("euler") and a_last > 0:
         # the Euler family evaluates x̂₀ at its VE state, re-derived from σ (see step_map)
         sig = math.sqrt((1 - a_last) / a_last)
-        a_last = 1 / (sig * sig + 1)
-        xin = path[-2] * math.sqrt(sig * sig + 1) / math.sqrt(sig * sig + 1)
+        a_last = (1 / math.hypot(sig, 1)) ** 2
+        xin = path[-2] * math.hypot(sig, 1) / math.hypot(sig, 1)
     x0, _ = predict_x0_and_eps(xin, den(xin, ts[-1], a_last), pt, a_last)
     assert_array_equal(out, x0)
