@@ -200,5 +200,8 @@ def test_guidance_rescale_degenerate(impl, zsnr_record, phi):
     implementation must return a finite result (the other sample of the batch is ordinary)."""
     x_cfg = np.stack([np.full((4, 2, 2), 0.5), np.arange(16.0).reshape(4, 2, 2)])
     x_pos = np.stack([np.arange(16.0).reshape(4, 2, 2) / 4, np.arange(16.0).reshape(4, 2, 2)[::-1] / 2])
-    with tolerated(impl, None, "guidance", zsnr_record, sampler="guidance-degenerate"):
-        checks.check_guidance(impl, x_cfg, x_pos, phi, record=zsnr_record)
+    try:
+        with tolerated(impl, None, "guidance", zsnr_record, sampler="guidance-degenerate"):
+            checks.check_guidance(impl, x_cfg, x_pos, phi, record=zsnr_record)
+    except Unsupported as exc:
+        pytest.skip(str(exc))

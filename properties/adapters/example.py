@@ -1,0 +1,90 @@
+"""A worked adapter: a small, self-contained torch DDIM sampler ("my_pkg") put behind zsnr's
+contract. Copy this file into your repository, replace ``MyDDIM`` by your sampler, and run::
+
+    pytest --pyargs properties --impl my_pkg.zsnr_adapter:impl
+
+``MyDDIM`` itself is written the way the paper recommends: schedule rescaled to zero terminal
+SNR, update in x₀/ε form with the noise radicand written as a sum of non-negative terms, and
+the previous timestep looked up in the schedule (never t - T//S). It passes the DDIM properties.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+import reference as ref
+from properties.contract import SamplerConfig, Unsupported
+
+
+class MyDDIM:
+    """The sampler under test (stands in for your own code; float32 torch)."""
+
+    def __init__(self, alphas_cumprod: torch.Tensor, timesteps: torch.Tensor, final_alpha_cumprod: float):
+        self.alphas_cumprod, self.timesteps = alphas_cumprod, timesteps
+        self.final = torch.tensor(final_alpha_cumprod, dtype=alphas_cumprod.dtype)
+
+    def step(self, i, sample, model_output, prediction_type, eta=0.0, noise=None):
+        a_t = self.alphas_cumprod[self.timesteps[i]]
+        a_p = self.alphas_cumprod[self.timesteps[i + 1]] if i + 1 < len(self.timesteps) else self.final
+        alpha, sigma = a_t.sqrt(), (1 - a_t).sqrt()
+        if prediction_type == "v_prediction":
+            x0, eps = alpha * sample - sigma * model_output, sigma * sample + alpha * model_output
+        elif prediction_type == "sample":
+            x0, eps = model_output, (sample - alpha * model_output) / sigma
+        else:
+            if a_t == 0:
+                raise ValueError("epsilon prediction is undefined at zero SNR")
+            x0, eps = (sample - sigma * model_output) / alpha, model_output
+        keep = (1 - eta) * (1 + eta) + eta**2 * (a_t * (1 - a_p)) / (a_p * (1 - a_t))
+        s = eta * ((1 - a_p) / (1 - a_t) * ((a_p - a_t) / a_p)).sqrt()
+        out = a_p.sqrt() * x0 + ((1 - a_p) * keep).sqrt() * eps
+        return out + s * noise if eta > 0 else out
+
+
+class MySampler:
+    """MyDDIM behind the contract's Sampler interface."""
+
+    state, sigmas = "vp", None
+
+    def __init__(self, cfg: SamplerConfig):
+        sched = ref.make_schedule(cfg.beta_schedule, cfg.num_train_timesteps, cfg.beta_start, cfg.beta_end,
+                                  rescale=cfg.rescale)
+        ts = ref.timesteps(cfg.spacing, cfg.num_train_timesteps, cfg.num_inference_steps, cfg.steps_offset)
+        abar = torch.tensor(sched.alphas_cumprod, dtype=torch.float32)
+        final = 1.0 if cfg.option("set_alpha_to_one", True) else float(abar[0])
+        self.cfg, self.ddim = cfg, MyDDIM(abar, torch.from_numpy(ts), final)
+        self.alphas_cumprod = abar.double().numpy()
+        self.timesteps = ts.astype(np.float64)
+
+    def model_input(self, i, x):
+        return np.asarray(x, np.float64)
+
+    def step(self, i, x, model_output, seed, predicted_variance=None):
+        z = torch.randn(np.shape(x), generator=torch.Generator().manual_seed(seed), dtype=torch.float32)
+        t32 = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float32)  # noqa: E731
+        out = self.ddim.step(i, t32(x), t32(model_output), self.cfg.prediction_type,
+                             eta=self.cfg.option("eta", 0.0), noise=z)
+        return out.double().numpy(), z.double().numpy()
+
+
+class MyImplementation:
+    unit_roundoff = 2.0**-24
+    smallest_subnormal = 2.0**-149
+    deviations = ()
+
+    def build(self, cfg: SamplerConfig) -> MySampler:
+        if cfg.sampler != "ddim" or cfg.option("clip_sample") or cfg.option("use_clipped_model_output"):
+            raise Unsupported("MyDDIM is DDIM without clipping")
+        if cfg.beta_schedule == "sigmoid":
+            raise Unsupported("MyDDIM has no sigmoid schedule")
+        return MySampler(cfg)
+
+    def guidance_rescale(self, x_cfg, x_pos, guidance_rescale):
+        raise Unsupported("MyDDIM has no guidance rescale")
+
+    def quantize(self, x):
+        return np.asarray(x, np.float64).astype(np.float32).astype(np.float64)
+
+
+impl = MyImplementation()
