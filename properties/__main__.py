@@ -47,7 +47,7 @@ class _Collector:
             text = str(report.longrepr)
             first = next((ln[1:].strip() for ln in text.splitlines() if ln.startswith("E ")), "")
             rec["error"] = first
-            m = re.search(r"Falsifying (?:explicit )?example:(.*?)(?:\n\S|\Z)", text, re.S)
+            m = re.search(r"Falsifying (?:explicit )?example:(.*?)(?:\n\S|\Z)", text, re.DOTALL)
             rec["counterexample"] = m.group(1).replace("\nE", "\n").strip() if m else ""
 
 

@@ -6,9 +6,9 @@ from hypothesis import HealthCheck, settings
 # filter_too_much: configurations an implementation does not support are rejected by design (an
 # implementation of DDIM alone rejects most clip/variance options); function_scoped_fixture: the
 # per-test record fixture is meant to span all examples of a test.
-_common = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+_common = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large,
                                                    HealthCheck.function_scoped_fixture,
-                                                   HealthCheck.filter_too_much])
+                                                   HealthCheck.filter_too_much]}
 
 settings.register_profile("dev", max_examples=15, **_common)
 settings.register_profile("ci", max_examples=40, derandomize=True, database=None, print_blob=True, **_common)

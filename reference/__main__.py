@@ -7,7 +7,13 @@ import argparse
 
 import numpy as np
 
-from .schedules import BETA_SCHEDULES, COMFYUI_FLOOR, DIFFUSERS_EULER_FLOOR, make_schedule, with_terminal_floor
+from .schedules import (
+    BETA_SCHEDULES,
+    COMFYUI_FLOOR,
+    DIFFUSERS_EULER_FLOOR,
+    make_schedule,
+    with_terminal_floor,
+)
 from .spacing import SPACINGS, timesteps, to_paper_timesteps
 
 

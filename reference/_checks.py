@@ -56,7 +56,7 @@ def array(name: str, value: object, *, ndim: int | None = None, allow_inf: bool 
     """A float64 copy of ``value``; rejects non-numeric, complex, NaN and (unless allowed) inf."""
     try:
         out = np.asarray(value)
-    except Exception as exc:  # ragged lists and the like
+    except Exception as exc:  # noqa: BLE001 -- ragged lists and the like, re-raised as TypeError
         raise TypeError(f"{name} must be array-like of real numbers: {exc}") from None
     if out.dtype == object or not (np.issubdtype(out.dtype, np.number) or out.dtype == bool):
         raise TypeError(f"{name} must be array-like of real numbers; got dtype {out.dtype}")

@@ -67,7 +67,7 @@ def step_map(sampler: str, denoiser: Callable, *, prediction_type: str, alpha_ba
     if unknown:
         raise TypeError(f"{sampler} takes options {SAMPLER_OPTIONS[sampler]}; got {sorted(unknown)}")
     a, a_next = float(alpha_bar), float(alpha_bar_next)
-    common = dict(prediction_type=prediction_type)
+    common = {"prediction_type": prediction_type}
 
     def f(x, z=None):
         if sampler in ("ddpm", "ddim"):

@@ -136,7 +136,7 @@ class DiffusersImplementation:
         if dtype not in _DTYPES:
             raise ValueError(f"dtype must be one of {tuple(_DTYPES)}; got {dtype!r}")
         self.classes = _default_classes()
-        for key, cls in dict(ddpm=ddpm, ddim=ddim, euler=euler, euler_ancestral=euler_ancestral).items():
+        for key, cls in {"ddpm": ddpm, "ddim": ddim, "euler": euler, "euler_ancestral": euler_ancestral}.items():
             if cls is not None:
                 self.classes[key] = cls
         self._rescale = guidance_rescale or _default_rescale_noise_cfg()
@@ -144,8 +144,8 @@ class DiffusersImplementation:
             # diffusers' own deviations, for the samplers still served by diffusers' own classes
             from .diffusers_deviations import DEVIATIONS, GENERIC_DEVIATIONS, GUIDANCE_DEVIATIONS
 
-            replaced = {k for k, v in dict(ddpm=ddpm, ddim=ddim, euler=euler,
-                                           euler_ancestral=euler_ancestral).items() if v is not None}
+            replaced = {k for k, v in {"ddpm": ddpm, "ddim": ddim, "euler": euler,
+                                           "euler_ancestral": euler_ancestral}.items() if v is not None}
             deviations = [d for d in DEVIATIONS if not set(d.samplers) <= replaced]
             deviations += [] if guidance_rescale is not None else GUIDANCE_DEVIATIONS
             deviations += GENERIC_DEVIATIONS
@@ -163,9 +163,9 @@ class DiffusersImplementation:
         return _f64(torch.as_tensor(np.asarray(x, np.float64)).to(self.torch_dtype))
 
     def _init_kwargs(self, cls, cfg: SamplerConfig) -> dict:
-        kw = dict(num_train_timesteps=cfg.num_train_timesteps, beta_schedule=cfg.beta_schedule,
-                  prediction_type=cfg.prediction_type, timestep_spacing=cfg.spacing,
-                  steps_offset=cfg.steps_offset, rescale_betas_zero_snr=cfg.rescale)
+        kw = {"num_train_timesteps": cfg.num_train_timesteps, "beta_schedule": cfg.beta_schedule,
+                  "prediction_type": cfg.prediction_type, "timestep_spacing": cfg.spacing,
+                  "steps_offset": cfg.steps_offset, "rescale_betas_zero_snr": cfg.rescale}
         if cfg.beta_start is not None:
             kw["beta_start"] = cfg.beta_start
         if cfg.beta_end is not None:
@@ -236,6 +236,6 @@ class DiffusersImplementation:
                 return DiffusersSampler(self, cls, config, kw)
             except Unsupported:
                 raise
-            except Exception as exc:  # a configuration this class rejects
+            except Exception as exc:  # noqa: BLE001 -- any constructor error: a configuration it rejects
                 raise Unsupported(f"{cls.__name__} rejects {config}: {type(exc).__name__}: {exc}") from None
         return build

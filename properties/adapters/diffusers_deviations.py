@@ -8,7 +8,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from reference import make_schedule
+from reference import (
+    DIFFUSERS_EULER_FLOOR,
+    ddim_noise_scale,
+    euler_sigmas,
+    fractional_timesteps,
+    make_schedule,
+)
 from reference import timesteps as oracle_timesteps
 
 from ..contract import SamplerConfig
@@ -50,6 +56,24 @@ def _ddim_prev_mismatch(c: SamplerConfig) -> bool:
     return bool(np.any(np.where(nxt < 0, prev >= 0, prev != nxt))) or _trailing_has_extra_step(c)
 
 
+def _ddim_radicand_cancels(c: SamplerConfig) -> bool:
+    # some step has keep = c_eps²/(1-ᾱ_prev) < 0.05: float32 cancellation amplified > 10x (the step budget)
+    eta = c.option("eta", 0.0) or 0.0
+    if eta == 0.0:
+        return False
+    sched = make_schedule(c.beta_schedule, c.num_train_timesteps, c.beta_start, c.beta_end, rescale=c.rescale)
+    ts = oracle_timesteps(c.spacing, c.num_train_timesteps, c.num_inference_steps, c.steps_offset)
+    abar = sched.alphas_cumprod
+    final = 1.0 if c.option("set_alpha_to_one", True) else float(abar[0])
+    nxt = np.append(abar[ts[1:]], final)
+    for a_t, a_p in zip(abar[ts], nxt):
+        if a_p < 1.0 and a_p > a_t:
+            c_eps, _ = ddim_noise_scale(float(a_t), float(a_p), eta)
+            if c_eps * c_eps < 0.05 * (1.0 - a_p):
+                return True
+    return False
+
+
 def _last_timestep_positive(c: SamplerConfig) -> bool:
     ts = oracle_timesteps(c.spacing, c.num_train_timesteps, c.num_inference_steps, c.steps_offset)
     return bool(ts[-1] > 0)
@@ -67,6 +91,27 @@ def _floor_above_previous(c: SamplerConfig) -> bool:
         return False
     sched = make_schedule(c.beta_schedule, c.num_train_timesteps, c.beta_start, c.beta_end, rescale=True)
     return bool(sched.alphas_cumprod[-2] <= 2.0**-24)
+
+
+def _floor_breaks_first_step(c: SamplerConfig) -> bool:
+    # ... and the first step goes from the floor up to a σ above it: the second scheduled timestep's ᾱ
+    # is below the floor too
+    if not _floor_above_previous(c) or c.num_inference_steps < 2:
+        return False
+    sched = make_schedule(c.beta_schedule, c.num_train_timesteps, c.beta_start, c.beta_end, rescale=True)
+    ts = oracle_timesteps(c.spacing, c.num_train_timesteps, c.num_inference_steps, c.steps_offset)
+    return bool(ts[0] == c.num_train_timesteps - 1 and sched.alphas_cumprod[ts[1]] < 2.0**-24)
+
+
+def _ancestral_down_cancels(c: SamplerConfig) -> bool:
+    # diffusers' σ_down = (σ_to² - σ_up²)^0.5 with σ_up² = σ_to²(σ_from² - σ_to²)/σ_from²: the difference
+    # is σ_to⁴/σ_from², relative error ~u·(σ_from/σ_to)²; flag steps where that exceeds 1000 u
+    sched = make_schedule(c.beta_schedule, c.num_train_timesteps, c.beta_start, c.beta_end, rescale=c.rescale)
+    sig = euler_sigmas(sched, fractional_timesteps(c.spacing, c.num_train_timesteps, c.num_inference_steps,
+                                                   c.steps_offset))
+    sig[np.isinf(sig)] = 1.0 / DIFFUSERS_EULER_FLOOR ** 0.5  # diffusers' floor: σ_T ≈ 4096
+    q = sig[1:] / sig[:-1]
+    return bool(np.any((q > 0) & (q * q < 1e-3)))
 
 
 def _euler_churn_active(c: SamplerConfig) -> bool:
@@ -112,10 +157,11 @@ DEVIATIONS = [
         "https://github.com/huggingface/diffusers/issues/12633",
         SamplerConfig("ddim", num_inference_steps=3, options=(("eta", 0.0),)), {"step_index": 1}),
     Deviation(
-        "ddim-eta1-zero-snr-nan", ("step", "chaining", "finite_at_T", "loop"), ("ddim",),
-        lambda c: c.rescale and (c.option("eta", 0.0) or 0.0) >= 1.0 - 1e-6,
-        "DDIM with eta = 1 at zero SNR: the ε̂ coefficient's radicand 1 - ᾱ_prev - std² is exactly 0 but "
-        "rounds to a tiny negative float32 for some (schedule, S), and its square root is NaN.",
+        "ddim-eta1-zero-snr-nan", ("step", "chaining", "finite_at_T", "loop"), ("ddim",), _ddim_radicand_cancels,
+        "DDIM forms the ε̂ coefficient as (1 - ᾱ_prev - std²)^0.5: for η > 0 and a large step the radicand "
+        "(1-ᾱ_prev)·[(1-η²) + η²·SNR_t/SNR_prev] is a small difference of large numbers and loses "
+        "~u/keep relative (keep = the bracket); at zero SNR with η = 1 it is exactly 0 and rounds to a "
+        "tiny negative float32 for some (schedule, S): NaN. The sum-of-non-negative-terms form is exact.",
         "https://github.com/huggingface/diffusers/issues/5969",
         SamplerConfig("ddim", num_inference_steps=6, options=(("eta", 1.0),)), {"step_index": 0}),
     Deviation(
@@ -129,13 +175,15 @@ DEVIATIONS = [
         _last_timestep_positive,
         "DDPMScheduler adds noise whenever t > 0, not 'unless this is the last step': when the last "
         "timestep is > 0 (trailing, leading with steps_offset, ...) the final sample keeps noise: std √β "
-        "for fixed_large and learned types, 1e-10 (the 1e-20 variance clamp) for fixed_small.",
+        "for fixed_large, √(predicted variance) for learned, β^(f/2)·1e-10^(1-f) for learned_range, "
+        "1e-10 (the 1e-20 variance clamp) for fixed_small and fixed_small_log.",
         SRC + "scheduling_ddpm.py (step: `if t > 0:`)",
         SamplerConfig("ddpm", options=(("variance_type", "fixed_large"),)), {"step_index": 9}),
     Deviation(
         "epsilon-zero-snr-silent", ("finite_at_T",), ALL, lambda c: c.prediction_type == "epsilon" and c.rescale,
-        "ε-prediction at zero SNR: DDPM and DDIM return NaN/inf silently (x̂₀ divides by α_T = 0); Euler and "
-        "Euler ancestral return a silently clamped result through their 2⁻²⁴ floor. None raises or warns.",
+        "ε-prediction at zero SNR: DDPM and DDIM return inf/NaN silently (x̂₀ divides by α_T = 0; with "
+        "clip_sample=True a silently clipped finite result); Euler and Euler ancestral return a silently "
+        "clamped result through their 2⁻²⁴ floor. None raises or warns.",
         "https://github.com/huggingface/diffusers/issues/3851",
         SamplerConfig("ddim", prediction_type="epsilon"), {}),
     Deviation(
@@ -145,15 +193,33 @@ DEVIATIONS = [
         "https://github.com/huggingface/diffusers/pull/6024",
         SamplerConfig("euler"), {}),
     Deviation(
-        "euler-floor-above-previous", ("schedule", "step", "chaining", "finite_at_T", "loop"),
+        "euler-floor-above-previous", ("schedule", "chaining"),
         ("euler", "euler_ancestral", "EulerDiscreteScheduler", "EulerAncestralDiscreteScheduler"),
         _floor_above_previous,
         "for steep schedules the zero-SNR ᾱ at t = T-2 is below the 2⁻²⁴ floor, so the floored ᾱ rises "
-        "at t = T-1 (σ falls): the first step goes up in σ, and Euler ancestral's σ_up radicand "
-        "σ_next²(σ² - σ_next²)/σ² turns negative: NaN.",
+        "at t = T-1: σ is not monotone in t.",
+        "https://github.com/huggingface/diffusers/pull/6024",
+        SamplerConfig("euler_ancestral", beta_schedule="linear", beta_start=0.0078125, beta_end=0.03125), {}),
+    Deviation(
+        "euler-floor-first-step-up", ("step", "finite_at_T", "loop"),
+        ("euler", "euler_ancestral", "EulerDiscreteScheduler", "EulerAncestralDiscreteScheduler"),
+        _floor_breaks_first_step,
+        "... and when the second scheduled timestep's ᾱ is below the floor as well, the first step goes "
+        "up in σ (4096 → 5384.6 for the example): Euler ancestral's σ_up radicand "
+        "σ_next²(σ² - σ_next²)/σ² turns negative (NaN), and Euler steps away from the data.",
         "https://github.com/huggingface/diffusers/pull/6024",
         SamplerConfig("euler_ancestral", beta_schedule="linear", beta_start=0.0078125, beta_end=0.03125),
         {"step_index": 0}),
+    Deviation(
+        "ancestral-sigma-down-cancellation", ("step", "finite_at_T", "loop"), ("euler_ancestral",),
+        _ancestral_down_cancels,
+        "EulerAncestralDiscreteScheduler forms σ_down = (σ_to² - σ_up²)^0.5 with σ_up² = σ_to²(σ_from² - "
+        "σ_to²)/σ_from²: the difference is σ_to⁴/σ_from², so a large step (σ_from/σ_to > 30) loses "
+        "~u·(σ_from/σ_to)² relative, and beyond σ_from/σ_to ≈ 1/√u the radicand rounds below 0: NaN "
+        "(cosine schedule, trailing S = 3: σ 20291 → 1.75). σ_to·√((1-η²) + η²σ_to²/σ_from²) is exact.",
+        SRC + "scheduling_euler_ancestral_discrete.py (step: sigma_down)",
+        SamplerConfig("euler_ancestral", beta_schedule="squaredcos_cap_v2", rescale=False, num_inference_steps=3,
+                      prediction_type="epsilon"), {"step_index": 0}),
     Deviation(
         "euler-log-linear-sigmas", ("schedule", "step", "chaining", "loop"), ("euler",),
         lambda c: c.option("interpolation_type") == "log_linear",
@@ -172,7 +238,8 @@ DEVIATIONS = [
     Deviation(
         "euler-churn-noise-cancellation", ("step", "loop"), ("euler",), _euler_small_churn,
         "EulerDiscreteScheduler forms the churn noise scale as (σ̂² - σ²)^0.5 with σ̂ = σ(1+γ) rounded "
-        "first: for small γ = s_churn/S the subtraction cancels and loses u/(2γ) relative; "
+        "first: for small γ = s_churn/S the subtraction cancels and loses up to ~3u/(2γ) relative "
+        "(853 u measured at γ = 0.001); "
         "σ·√(γ(2+γ)) is exact to a few u.",
         SRC + "scheduling_euler_discrete.py (step: sigma_hat**2 - sigma**2)",
         SamplerConfig("euler", rescale=False, num_inference_steps=1000, beta_schedule="linear",
@@ -199,8 +266,9 @@ GENERIC_DEVIATIONS = [
     Deviation(
         "lcm-origin-steps-miss-T", ("starts_at_T",), ("LCMScheduler", "TCDScheduler"),
         lambda c: c.num_train_timesteps % 50 != 0,
-        "LCM and TCD draw their timesteps from an original 50-step schedule, (T // 50)·k - 1: unless 50 "
-        "divides T, the first timestep is (T // 50)·50 - 1 < T - 1 and trailing spacing is ignored.",
+        "LCM and TCD draw their timesteps from an original 50-step schedule, (T // 50)·k - 1, ignoring "
+        "timestep_spacing (T=1000, S=4: [999, 759, 499, 259], not trailing's [999, 749, 499, 249]); unless "
+        "50 divides T the first timestep is (T // 50)·50 - 1 < T - 1.",
         SRC + "scheduling_lcm.py (set_timesteps: original_inference_steps)",
         SamplerConfig("LCMScheduler", num_train_timesteps=1010, num_inference_steps=4), {}),
 ]

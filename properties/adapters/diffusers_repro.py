@@ -256,6 +256,28 @@ def euler_floor_above_previous() -> bool:
     return bool(torch.isnan(got).all()) and bool(st > sf)
 
 
+def euler_floor_first_step_up() -> bool:
+    """The step-level consequence of euler-floor-above-previous (same configuration)."""
+    return euler_floor_above_previous()
+
+
+def ancestral_sigma_down_cancellation() -> bool:
+    print("  config     EulerAncestralDiscreteScheduler(squaredcos_cap_v2, trailing, epsilon), S=3, step index 0")
+    s = EulerAncestralDiscreteScheduler(beta_schedule="squaredcos_cap_v2", timestep_spacing="trailing",
+                                        prediction_type="epsilon")
+    s.set_timesteps(3)
+    sf, st = s.sigmas[0], s.sigmas[1]
+    up2 = st**2 * (sf**2 - st**2) / sf**2
+    x, eps = _randn((4,), 1) * sf, _randn((4,), 2)
+    s.scale_model_input(x, s.timesteps[0])
+    got = s.step(eps, s.timesteps[0], x, generator=_gen(3)).prev_sample
+    down, up = reference.ancestral_sigmas(float(sf), float(st))
+    _show("diffusers", f"σ {sf.item():.1f} -> {st.item():.4f}: σ_to² - σ_up² = {(st**2 - up2).item():.3g} "
+          f"(exact σ_to⁴/σ_from² = {(float(st)**4 / float(sf)**2):.3g}); x_prev = {got.tolist()}")
+    _show("oracle", f"σ_down = {down:.6g}, σ_up = {up:.6g} (finite)")
+    return bool(torch.isnan(got).any())
+
+
 def euler_log_linear_sigmas() -> bool:
     print("  config     EulerDiscreteScheduler(SD, rescale, trailing, interpolation_type='log_linear'), S=10")
     s = EulerDiscreteScheduler(**SD, rescale_betas_zero_snr=True, timestep_spacing="trailing",
@@ -396,6 +418,8 @@ REPROS = {
     "epsilon-zero-snr-silent": epsilon_zero_snr_silent,
     "euler-terminal-floor": euler_terminal_floor,
     "euler-floor-above-previous": euler_floor_above_previous,
+    "euler-floor-first-step-up": euler_floor_first_step_up,
+    "ancestral-sigma-down-cancellation": ancestral_sigma_down_cancellation,
     "euler-log-linear-sigmas": euler_log_linear_sigmas,
     "euler-churn-v-uses-sigma": euler_churn_v_uses_sigma,
     "euler-churn-noise-cancellation": euler_churn_noise_cancellation,

@@ -62,7 +62,7 @@ class MySampler:
 
     def step(self, i, x, model_output, seed, predicted_variance=None):
         z = torch.randn(np.shape(x), generator=torch.Generator().manual_seed(seed), dtype=torch.float32)
-        t32 = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float32)  # noqa: E731
+        t32 = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float32)
         out = self.ddim.step(i, t32(x), t32(model_output), self.cfg.prediction_type,
                              eta=self.cfg.option("eta", 0.0), noise=z)
         return out.double().numpy(), z.double().numpy()

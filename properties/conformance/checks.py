@@ -35,10 +35,10 @@ def _levels(cfg: SamplerConfig, smp, i: int):
     assert len(smp.timesteps) == S, f"{len(smp.timesteps)} timesteps, expected S = {S}. config: {cfg}"
     if cfg.sampler in VE:
         lv = float(smp.sigmas[i]), float(smp.sigmas[i + 1])
-        ok = all(v == v for v in lv) and lv[1] <= lv[0]
+        ok = not any(math.isnan(v) for v in lv) and lv[1] <= lv[0]
     else:
         lv = expected.vp_levels(cfg, smp.alphas_cumprod, i)
-        ok = all(v == v for v in lv) and lv[0] <= lv[1]
+        ok = not any(math.isnan(v) for v in lv) and lv[0] <= lv[1]
     assert ok, f"the implementation's own levels for step {i} are not a denoising step: {lv}. config: {cfg}"
     return lv
 
@@ -162,7 +162,7 @@ def check_chaining(impl, cfg: SamplerConfig, record: Record | None = None, shape
         if cfg.prediction_type == "epsilon" and a_t == 0.0:
             continue  # x̂₀ undefined; the finite-at-T property covers this step
         a_next = expected.vp_levels(cfg, abar, i)[1] if i < ts.size else 1.0
-        assert a_t == a_t and a_next == a_next, f"the implementation's ᾱ at step {i} is NaN. {ctx}"
+        assert not (math.isnan(a_t) or math.isnan(a_next)), f"the implementation's ᾱ at step {i} is NaN. {ctx}"
         with_signal, args_a = _probe(cfg, smp, i, a_t, 1.0, seed=i, shape=shape)
         without, args_b = _probe(cfg, smp, i, a_t, 0.0, seed=i, shape=shape)
         landed = with_signal - without  # same seed: the noise cancels, √ᾱ_landing remains
@@ -221,10 +221,11 @@ def check_finite_at_T(impl, cfg: SamplerConfig, x, model_output, seed: int, pred
         warnings.simplefilter("always")
         try:
             got, _ = smp.step(0, x_in, out, seed, pv)
-        except Exception:
+        except Exception:  # noqa: BLE001 -- any exception is a refusal, which is what is asked
             return  # raised: the implementation refuses ε-prediction at SNR 0, as it should
-    if caught:
-        return
+    if any(not issubclass(w.category, (DeprecationWarning, PendingDeprecationWarning, FutureWarning))
+           for w in caught):
+        return  # warned (deprecation notices do not count)
     finite = np.isfinite(got).all()
     assert False, (f"ε-prediction at zero SNR returned {'a silently clamped finite result' if finite else 'NaN/inf'} "
                    f"without raising or warning (x̂₀ = (x_t - σ·ε)/α divides by α = 0). {ctx}")

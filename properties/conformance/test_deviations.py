@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from properties.contract import SAMPLERS, SamplerConfig
 from properties.conformance import checks
+from properties.contract import SAMPLERS, SamplerConfig
 from properties.plugin import _impl_spec, load_implementation
 
 SHAPE = (2, 3, 2, 2)

@@ -6,16 +6,15 @@ from __future__ import annotations
 
 import functools
 
-import numpy as np
 import pytest
 from hypothesis import given, reject
 from hypothesis import strategies as st
 
 from properties import strategies as zst
+from properties.conformance import checks
 from properties.contract import SamplerConfig, Unsupported
 from properties.deviations import tolerated
-from properties.plugin import load_implementation, _impl_spec
-from properties.conformance import checks
+from properties.plugin import _impl_spec, load_implementation
 
 SHAPE = (2, 3, 2, 2)
 
