@@ -90,6 +90,7 @@ def main() -> float:
         print(f"| {q} | {worst:.2f} |")
     overall = max(per_q.values())
     print(f"\noverall worst: {overall:.2f} ULP")
+    print(f"oracle_worst_ulp: {overall:.2f}")
     return overall
 
 

@@ -96,7 +96,9 @@ save_table("brightness", header, rows, note)
 # %%
 EQUIV = {"ddim": "euler", "ddpm": "euler_ancestral"}
 fig, (a1, a2) = plt.subplots(1, 2, figsize=(10.5, 4.2))
-for sampler, c in zip(SAMPLERS, ("C0", "C1", "C2", "C3")):
+COLOR = {"ddim": "C0", "euler": "C0", "ddpm": "C1", "euler_ancestral": "C1"}  # equal updates, equal colour
+for sampler in SAMPLERS:
+    c = COLOR[sampler]
     ls = {"euler": (0, (4, 3)), "euler_ancestral": (0, (4, 3))}.get(sampler, "-")
     a1.plot(STEPS, [res[sampler, S]["original"] for S in STEPS], marker="o", color=c, ls=ls, alpha=0.9,
             label=None if "euler" in sampler else f"{sampler} (≡ {EQUIV[sampler]}): original (SD, leading+1, ε)")

@@ -15,6 +15,7 @@ import torch
 
 import reference as ref
 from properties.contract import SamplerConfig, Unsupported
+from properties.deviations import Deviation
 
 
 class MyDDIM:
@@ -68,10 +69,23 @@ class MySampler:
         return out.double().numpy(), z.double().numpy()
 
 
+def _float32_underflow(cfg: SamplerConfig) -> bool:
+    sched = ref.make_schedule(cfg.beta_schedule, cfg.num_train_timesteps, cfg.beta_start, cfg.beta_end)
+    return bool(sched.alphas_cumprod[-1] < 2.0**-126)
+
+
 class MyImplementation:
     unit_roundoff = 2.0**-24
     smallest_subnormal = 2.0**-149
-    deviations = ()
+    #: MyDDIM's own known deviation, declared narrowly (this is how a repository records one)
+    deviations = (
+        Deviation("my-float32-schedule-underflow", ("schedule", "step", "chaining", "loop"), ("ddim",),
+                  _float32_underflow,
+                  "MyDDIM stores ᾱ in float32: below 2⁻¹²⁶ (steep schedules, large T) it becomes subnormal or 0",
+                  "https://example.invalid/my_pkg/issues/1",
+                  SamplerConfig("ddim", num_train_timesteps=4000, beta_schedule="linear",
+                                beta_start=0.0078125, beta_end=0.046875, rescale=False)),
+    )
 
     def build(self, cfg: SamplerConfig) -> MySampler:
         if cfg.sampler != "ddim" or cfg.option("clip_sample") or cfg.option("use_clipped_model_output"):

@@ -49,11 +49,19 @@ def _run(check, impl, cfg, prop, record, *args):
         raise
 
 
+_SUPPORT: dict = {}
+
+
 def _requires(impl, sampler):
-    try:
-        impl.build(SamplerConfig(sampler))
-    except Unsupported as exc:
-        pytest.skip(f"the implementation does not support {sampler}: {exc}")
+    key = (id(impl), sampler)
+    if key not in _SUPPORT:
+        try:
+            impl.build(SamplerConfig(sampler))
+            _SUPPORT[key] = None
+        except Unsupported as exc:
+            _SUPPORT[key] = str(exc)
+    if _SUPPORT[key] is not None:
+        pytest.skip(f"the implementation does not support {sampler}: {_SUPPORT[key]}")
 
 
 @st.composite
@@ -87,24 +95,18 @@ def loop_cases(draw, sampler):
 
 
 def _make(prop, sampler, strategy, examples, body):
-    @pytest.mark.zsnr_property(prop, sampler)
-    @given(case=strategy)
+    """test_<prop>_<sampler>: a Hypothesis test of ``body`` over ``strategy`` with the ``examples``."""
+
     def test(impl, zsnr_record, case):
+        _requires(impl, sampler)  # pytest.skip propagates through Hypothesis
         body(impl, zsnr_record, case)
 
+    test.__name__ = test.__qualname__ = f"test_{prop}_{sampler}"
+    test.__doc__ = body.__doc__
+    test = given(case=strategy)(test)
     for ex in examples:
         test = example(case=ex)(test)
-    _requires_test = test
-
-    def wrapper(impl, zsnr_record):
-        _requires(impl, sampler)
-        _requires_test(impl, zsnr_record)
-
-    wrapper.__name__ = wrapper.__qualname__ = f"test_{prop}_{sampler}"
-    wrapper.__doc__ = body.__doc__
-    wrapper.pytestmark = [pytest.mark.zsnr_property(prop, sampler)]
-    wrapper.hypothesis = test.hypothesis
-    return wrapper
+    return pytest.mark.zsnr_property(prop, sampler)(test)
 
 
 def _schedule(impl, rec, cfg):
