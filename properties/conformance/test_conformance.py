@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import assume, example, given, reject
+from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
 from properties import strategies as zst
@@ -36,17 +36,7 @@ def _edge_configs(sampler: str) -> list[SamplerConfig]:
     return out
 
 
-def _run(check, impl, cfg, prop, record, *args):
-    """Run a check; an unsupported configuration is rejected, a declared deviation tolerated."""
-    try:
-        with tolerated(impl, cfg, prop, record):
-            check(impl, cfg, *args, record=record)
-    except Unsupported:
-        reject()
-    except ValueError as exc:  # the oracle refuses: ε-prediction at zero SNR is another property's job
-        if "undefined at zero SNR" in str(exc):
-            reject()
-        raise
+_run = checks.run_check
 
 
 _SUPPORT: dict = {}

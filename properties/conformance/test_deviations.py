@@ -28,14 +28,6 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize("deviation_id", ids or ["(none declared)"])
 
 
-class _Generic:
-    def __init__(self, impl, name):
-        self._impl, self.build = impl, impl.generic_samplers()[name]
-
-    def __getattr__(self, attr):
-        return getattr(self._impl, attr)
-
-
 def _inputs(cfg: SamplerConfig):
     rng = np.random.default_rng(0)
     x = rng.standard_normal(SHAPE).astype(np.float32).astype(np.float64)
@@ -54,7 +46,7 @@ def _reproduce(impl, dev):
         runs = {"guidance": lambda: checks.check_guidance(impl, x_cfg, x_pos, 0.7)}
     else:
         cfg = dev.example
-        target = impl if cfg.sampler in SAMPLERS else _Generic(impl, cfg.sampler)
+        target = impl if cfg.sampler in SAMPLERS else checks.GenericImplementation(impl, cfg.sampler)
         x, out, pv = _inputs(cfg)
         i = dev.example_args.get("step_index", 0)
         runs = {

@@ -7,13 +7,12 @@ from __future__ import annotations
 import functools
 
 import pytest
-from hypothesis import given, reject
+from hypothesis import given
 from hypothesis import strategies as st
 
 from properties import strategies as zst
 from properties.conformance import checks
 from properties.contract import SamplerConfig, Unsupported
-from properties.deviations import tolerated
 from properties.plugin import _impl_spec, load_implementation
 
 SHAPE = (2, 3, 2, 2)
@@ -32,22 +31,16 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize("generic_name", names or ["(none)"])
 
 
-class _Generic:
-    """The implementation with build() replaced by one generic sampler's factory."""
-
-    def __init__(self, impl, name):
-        factories = getattr(impl, "generic_samplers", dict)()
-        if name not in factories:
-            pytest.skip("the implementation lists no generic samplers")
-        self._impl, self.build = impl, factories[name]
-        self.name = name
-        try:
-            self.build(SamplerConfig(name))
-        except Unsupported as exc:
-            pytest.skip(f"{name} cannot be driven through the contract: {exc}")
-
-    def __getattr__(self, attr):
-        return getattr(self._impl, attr)
+def _Generic(impl, name):
+    """The generic sampler ``name`` as an implementation, or skip if it cannot be driven."""
+    if name not in getattr(impl, "generic_samplers", dict)():
+        pytest.skip("the implementation lists no generic samplers")
+    gen = checks.GenericImplementation(impl, name)
+    try:
+        gen.build(SamplerConfig(name))
+    except Unsupported as exc:
+        pytest.skip(f"{name} cannot be driven through the contract: {exc}")
+    return gen
 
 
 def _configs(name, spacing="trailing"):
@@ -57,12 +50,7 @@ def _configs(name, spacing="trailing"):
         lambda c: SamplerConfig(name, *[getattr(c, f) for f in SamplerConfig.__dataclass_fields__][1:]))
 
 
-def _run(check, gen, cfg, prop, record, *args):
-    try:
-        with tolerated(gen, cfg, prop, record):
-            check(gen, cfg, *args, record=record)
-    except Unsupported:
-        reject()
+_run = checks.run_check
 
 
 def _property(prop):
