@@ -130,6 +130,8 @@ class DiffusersImplementation:
 
     #: diffusers computes every schedule in float32, whatever the latents' dtype
     schedule_unit_roundoff = 2.0**-24
+    #: the dtype the declared deviations were confirmed in (their examples must reproduce there)
+    deviations_dtype = "float32"
 
     def __init__(self, ddpm=None, ddim=None, euler=None, euler_ancestral=None, guidance_rescale=None,
                  dtype: str = "float32", device: str = "cpu", deviations=None):

@@ -278,6 +278,8 @@ def check_loop(impl, cfg: SamplerConfig, mean, var, x_T, seed: int, record: Reco
         assert smp.sigmas.size == S + 1, f"{smp.sigmas.size} sigmas for {S} timesteps (need S+1). config: {cfg}"
         levels = ref.alpha_bars_from_sigmas(smp.sigmas)
         x = q(np.asarray(x_T) * math.sqrt(smp.sigmas[0] ** 2 + 1.0))
+        assert np.isfinite(x).all(), (f"the initial VE state x_T·√(σ_max² + 1) (σ_max = {smp.sigmas[0]:.6g}) "
+                                      f"overflows the implementation's dtype. config: {cfg}")
     else:
         ts = expected.timesteps(cfg).astype(int)
         assert S == ts.size, f"{S} timesteps, expected S = {ts.size}. config: {cfg}"
