@@ -89,8 +89,8 @@ def step_map(sampler: str, denoiser: Callable, *, prediction_type: str, alpha_ba
             xe, sig = euler_churn(xe, sig, num_inference_steps=num_inference_steps, noise=z, **options)
             out = denoiser(xe / ve_scale(sig), timestep, (1.0 / ve_scale(sig)) ** 2)
             xe = euler_step(xe, out, sigma=sig, sigma_next=sig_next, **common)
-        else:
-            out = denoiser(x, timestep, a)
+        else:  # the model sees the VP state and level the VE step itself converts with
+            out = denoiser(xe / ve_scale(sig), timestep, (1.0 / ve_scale(sig)) ** 2)
             xe = euler_ancestral_step(xe, out, sigma=sig, sigma_next=sig_next, eta=eta, noise=z, **common)
         return xe / ve_scale(sig_next)
 
