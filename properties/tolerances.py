@@ -122,25 +122,23 @@ def sigma_relative(abar_rel: np.ndarray, abar: np.ndarray) -> np.ndarray:
 def guidance(x_cfg, x_pos, phi: float, u: float, subnormal: float = 0.0):
     """Allowed error of Algorithm 2, per element.
 
-    A per-sample std over n elements, summed in a dtype with unit roundoff u, has relative error
-    <= (log2(n) + 4)·u·κ with κ = rms/std (cancellation in x - mean); the ratio of two such stds
-    adds both; below the normal range each of the n terms may err by a subnormal, adding
-    (n+4)·subnormal/std. The output φ·x·ratio + (1-φ)·x then errs by |x|·φ·ratio·(that)
-    + 4·(u·|x|·(φ·ratio + 1) + subnormal)."""
+    A per-sample std over n elements, summed in a dtype with unit roundoff u, errs absolutely by
+    <= (log2(n) + 4)·u·rms (cancellation in x - mean; rms = √mean(x²)), plus (n+4)·subnormal
+    below the normal range. The ratio r = std_pos/std_cfg then errs by (e_pos + r·e_cfg)/std_cfg,
+    and the output φ·x·r + (1-φ)·x by |x|·φ·that + 4·(u·|x|·(φ·r + 1) + subnormal). (A zero std
+    is exact in any dtype only if the sample is exactly constant; a float std of a constant sample
+    may come out as a few u·rms, which this bound allows.)"""
     x_cfg, x_pos = np.asarray(x_cfg), np.asarray(x_pos)
     axes = tuple(range(1, x_cfg.ndim))
     n = int(np.prod(x_cfg.shape[1:])) if x_cfg.ndim > 1 else 1
 
-    def kappa(x):
+    def std_and_error(x):
         std = np.std(x, axis=axes, keepdims=True)
         rms = np.sqrt(np.mean(x * x, axis=axes, keepdims=True))
-        return np.divide(rms, std, out=np.ones_like(std), where=std > 0), std
+        return std, (math.log2(max(n, 2)) + 4) * u * rms + (n + 4) * subnormal
 
-    k_cfg, s_cfg = kappa(x_cfg)
-    k_pos, s_pos = kappa(x_pos)
+    s_cfg, e_cfg = std_and_error(x_cfg)
+    s_pos, e_pos = std_and_error(x_pos)
     ratio = np.divide(s_pos, s_cfg, out=np.ones_like(s_cfg), where=s_cfg > 0)
-    std_rel = (math.log2(max(n, 2)) + 4) * u * (k_cfg + k_pos)
-    if subnormal:
-        std_rel = std_rel + (n + 4) * subnormal * (np.divide(1.0, s_cfg, out=np.zeros_like(s_cfg), where=s_cfg > 0)
-                                                   + np.divide(1.0, s_pos, out=np.zeros_like(s_pos), where=s_pos > 0))
-    return np.abs(x_cfg) * (phi * ratio * std_rel + 4 * u * (phi * ratio + 1)) + 4 * subnormal
+    d_ratio = np.divide(e_pos + ratio * e_cfg, s_cfg, out=np.zeros_like(s_cfg), where=s_cfg > 0)
+    return np.abs(x_cfg) * (phi * d_ratio + 4 * u * (phi * ratio + 1)) + 4 * subnormal

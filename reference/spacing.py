@@ -140,4 +140,5 @@ def karras_sigmas(sigma_min: float, sigma_max: float, num_inference_steps: int,
     # [σ_min, σ_max], where the exact values lie.
     out = np.clip(((1.0 - ramp) * a + ramp * b) ** rho, lo, hi)
     out[0], out[-1] = hi, (lo if S > 1 else hi)
-    return out
+    # the exact values are non-increasing; rounding of nearly equal ones must not break that
+    return np.minimum.accumulate(out)
