@@ -220,9 +220,9 @@ def test_euler_churn(x, z, sigma, S, churn, tmin, tmax, s_noise):
     assert_within(sh, sigma * (1 + gamma), 2 * U * sh, "sigma_hat")
     import mpmath
 
-    with mpmath.workdps(50):
-        exact_hat = mpmath.mpf(sigma) * (1 + mpmath.mpf(gamma))
-        scale = float(mpmath.mpf(s_noise) * mpmath.sqrt(exact_hat**2 - mpmath.mpf(sigma) ** 2))
+    with mpmath.workdps(50):  # σ̂² - σ² = σ²·((1+γ)² - 1) = σ²·γ(2+γ) exactly (no 1+γ to round away)
+        g = mpmath.mpf(gamma)
+        scale = float(mpmath.mpf(s_noise) * mpmath.mpf(sigma) * mpmath.sqrt(g * (2 + g)))
     assert_within(xh - x, scale * z, 8 * U * (np.abs(scale * z) + np.abs(x) + np.abs(xh)), "churn")
 
 
