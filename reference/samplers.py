@@ -17,6 +17,10 @@ import numpy as np
 from . import _checks
 from .parameterization import predict_x0_and_eps
 
+#: smallest normal float64: below it (subnormal ᾱ) products lose digits, so some coefficients are
+#: formed from square roots first
+_TINY = 2.0**-1022
+
 VARIANCE_TYPES = ("fixed_small", "fixed_small_log", "fixed_large", "fixed_large_log",
                   "learned", "learned_range")
 
@@ -116,7 +120,9 @@ def ddpm_step(x_t, model_output, *, prediction_type, alpha_bar_t, alpha_bar_prev
     x0 = _clip(x0, clip_sample, clip_sample_range)
     beta = (a_p - a_t) / a_p
     c_x0 = math.sqrt(a_p) * beta / (1.0 - a_t)
-    c_xt = math.sqrt(a_t) / math.sqrt(a_p) * (1.0 - a_p) / (1.0 - a_t)  # √ first: exact for subnormal ᾱ_t
+    # √ of the ratio rounds once less; for a subnormal ᾱ_t the ratio would lose digits, so √ first
+    ratio_root = math.sqrt(a_t / a_p) if a_t >= _TINY else math.sqrt(a_t) / math.sqrt(a_p)
+    c_xt = ratio_root * (1.0 - a_p) / (1.0 - a_t)
     std = ddpm_variance(a_t, a_p, variance_type, predicted_variance)
     x_t = np.asarray(x_t, dtype=np.float64)
     return c_x0 * x0 + c_xt * x_t + _noise_term(noise, std, x0.shape)
@@ -135,8 +141,11 @@ def ddim_noise_scale(alpha_bar_t, alpha_bar_prev, eta=0.0) -> tuple[float, float
     a_t, a_p = _levels(alpha_bar_t, alpha_bar_prev)
     eta = _eta(eta)
     s = eta * math.sqrt((1.0 - a_p) / (1.0 - a_t) * ((a_p - a_t) / a_p))
-    # √keep = hypot(√(1-η²), η·√ᾱ_t·√((1-ᾱ_prev)/(ᾱ_prev(1-ᾱ_t)))): no product of ᾱ_t is formed, so
-    # a subnormal ᾱ_t keeps its precision
+    if a_t >= _TINY:
+        keep = (1.0 - eta) * (1.0 + eta) + eta * eta * (a_t * (1.0 - a_p)) / (a_p * (1.0 - a_t))
+        return math.sqrt((1.0 - a_p) * keep), s
+    # subnormal ᾱ_t: √keep = hypot(√(1-η²), η·√ᾱ_t·√((1-ᾱ_prev)/(ᾱ_prev(1-ᾱ_t)))) forms no product of
+    # ᾱ_t, so it keeps its digits
     root_q = math.sqrt(a_t) * math.sqrt((1.0 - a_p) / (a_p * (1.0 - a_t)))
     return math.sqrt(1.0 - a_p) * math.hypot(math.sqrt((1.0 - eta) * (1.0 + eta)), eta * root_q), s
 

@@ -116,6 +116,9 @@ def _ddpm_coefficients(a_t, a_p):
 @example(pair=(0.3, 0.3), eta=0.5)  # zero-length step
 @example(pair=(0.00019706578507223773, 0.00019706583391565483), eta=0.0)  # nearly equal levels
 @example(pair=(0.9999, 1.0), eta=1.0)
+@example(pair=(5e-324, 0.75), eta=0.0)  # subnormal ᾱ_t (found by the dev profile)
+@example(pair=(5e-324, 0.75), eta=1.0)
+@example(pair=(1e-310, 0.5), eta=0.7)
 def test_step_coefficients_within_ulp_budget(pair, eta):
     a_t, a_p = pair
     ddpm, (c_eps, s) = mp_ddpm(a_t, a_p), mp_ddim(a_t, a_p, eta)
