@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import contextlib
 import platform
 import re
 import statistics
@@ -152,12 +153,10 @@ def fmt_err(x: float) -> str:
 
 
 def cpu_model() -> str:
-    try:
+    with contextlib.suppress(OSError):  # no /proc (not Linux): fall back to what platform knows
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
                 return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
     return platform.processor() or "unknown"
 
 

@@ -38,7 +38,7 @@ def _perturbed(fn, levels, j, rel):
         try:
             pts.append((v, fn(tuple(lv))))
         except ValueError:  # the perturbed level leaves the domain (ᾱ > 1, ᾱ_t > ᾱ_next, ...)
-            pass
+            continue  # use the other side only
     if len(pts) < 2:
         pts.append((value, fn(tuple(levels))))
     (v1, f1), (v2, f2) = pts[0], pts[-1]

@@ -107,7 +107,7 @@ def test_zero_snr_recovers_data_variance():
     ratio = float(v) / S2_BRIGHTNESS
     prod, deficit = _ddim_variance_ratio(levels, S2_BRIGHTNESS)
     assert_within(ratio, prod, 8 * 200 * U, "variance ratio vs Π cos²")
-    assert 1 - deficit - 8 * 200 * U <= ratio <= 1 + 8 * 200 * U
+    assert (1 - deficit) - 8 * 200 * U <= ratio <= 1 + 8 * 200 * U
     # measured: variance ratio 0.97349 (std ratio 0.98665), Σ sin²θ = 0.0269. The remaining gap is
     # DDIM's discretisation (it shrinks like 1/S), not the schedule: it is far above what the
     # original schedule can reach (std ratio <= 1/√V(ᾱ_first) = 0.798, next test).
@@ -132,4 +132,4 @@ def test_original_schedule_cannot_reach_the_data_variance():
     assert_within(std_ratio, math.sqrt(prod / v_first), 8 * 50 * U, "std ratio vs closed form")
     assert std_ratio <= 1 / math.sqrt(v_first) + 8 * 50 * U
     # measured: std ratio 0.7854 (ᾱ_first = 0.005776 at t = 981, bound 0.7976)
-    assert 1 / math.sqrt(v_first) < 0.8
+    assert math.sqrt(1 / v_first) < 0.8
