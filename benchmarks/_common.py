@@ -6,9 +6,9 @@ that ``gpu_check.py`` can use this module on a machine with nothing but torch, d
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
-import contextlib
 import platform
 import re
 import statistics
