@@ -74,12 +74,24 @@ def load_implementation(spec, dtype: str | None = None, device: str | None = Non
     return obj
 
 
+_LOADED: dict = {}
+
+
+def implementation(config):
+    """The implementation under test for this pytest run (--impl / ZSNR_IMPL, with dtype and
+    device), loaded once: the ``impl`` fixture and the modules that parametrize over its
+    generic samplers or deviations share it."""
+    key = (_impl_spec(config), config.getoption("impl_dtype") or os.environ.get("ZSNR_DTYPE"),
+           config.getoption("impl_device") or os.environ.get("ZSNR_DEVICE"))
+    if key not in _LOADED:
+        _LOADED[key] = load_implementation(*key)
+    return _LOADED[key]
+
+
 @pytest.fixture(scope="session")
 def impl(pytestconfig):
     """The implementation under test (see --impl)."""
-    return load_implementation(_impl_spec(pytestconfig),
-                               pytestconfig.getoption("impl_dtype") or os.environ.get("ZSNR_DTYPE"),
-                               pytestconfig.getoption("impl_device") or os.environ.get("ZSNR_DEVICE"))
+    return implementation(pytestconfig)
 
 
 @pytest.fixture

@@ -69,9 +69,8 @@ class DiffusersSampler:
         self.alphas_cumprod = _f64(s.alphas_cumprod) if hasattr(s, "alphas_cumprod") else None
         self.timesteps = _f64(s.timesteps)
         self.sigmas = _f64(s.sigmas) if getattr(s, "sigmas", None) is not None else None
+        # the Euler family scales its state by √(σ²+1) (init_noise_sigma ≠ 1); DPM-Solver etc. do not
         self.state = "ve" if self.sigmas is not None and float(s.init_noise_sigma) != 1.0 else "vp"
-        if self.sigmas is not None and len(self.sigmas) != len(self.timesteps) + 1:
-            self.state = "ve"
 
     def _tensor(self, x):
         return torch.as_tensor(np.asarray(x, np.float64)).to(self.impl.device, self.impl.torch_dtype)

@@ -92,12 +92,12 @@ def check_schedule(impl, cfg: SamplerConfig, record: Record | None = None):
         f"timesteps: {smp.timesteps.size} of them, expected S = {ts_exp.size}. {ctx}\n" \
         f"  got      {smp.timesteps[-5:]} (last 5)\n  expected {ts_exp[-5:]}"
     assert_close(smp.timesteps, ts_exp, tolerances.timestep_abs(ts_exp), "timesteps", ctx, record)
+    if cfg.rescale:
+        base = ref.make_schedule(cfg.beta_schedule, cfg.num_train_timesteps, cfg.beta_start, cfg.beta_end)
+        rel = tolerances.rescaled_alphas_cumprod_relative(base.alphas_cumprod, base.betas, u)
+    else:
+        rel = tolerances.alphas_cumprod_relative(oracle.betas, u)
     if smp.alphas_cumprod is not None:
-        if cfg.rescale:
-            base = ref.make_schedule(cfg.beta_schedule, cfg.num_train_timesteps, cfg.beta_start, cfg.beta_end)
-            rel = tolerances.rescaled_alphas_cumprod_relative(base.alphas_cumprod, base.betas, u)
-        else:
-            rel = tolerances.alphas_cumprod_relative(oracle.betas, u)
         assert_close(smp.alphas_cumprod, oracle.alphas_cumprod, rel * oracle.alphas_cumprod,
                      "alphas_cumprod", ctx, record)
     if cfg.sampler in VE and smp.sigmas is not None:
@@ -105,12 +105,6 @@ def check_schedule(impl, cfg: SamplerConfig, record: Record | None = None):
         assert smp.sigmas.shape == sig_exp.shape, \
             f"sigmas: {smp.sigmas.size} values, expected S+1 = {sig_exp.size}. {ctx}"
         # tolerance of σ from that of ᾱ at the two neighbouring training steps
-        rel = (tolerances.rescaled_alphas_cumprod_relative(
-            ref.make_schedule(cfg.beta_schedule, cfg.num_train_timesteps, cfg.beta_start,
-                              cfg.beta_end).alphas_cumprod,
-            ref.make_schedule(cfg.beta_schedule, cfg.num_train_timesteps, cfg.beta_start,
-                              cfg.beta_end).betas, u)
-               if cfg.rescale else tolerances.alphas_cumprod_relative(oracle.betas, u))
         sig_rel = tolerances.sigma_relative(rel, oracle.alphas_cumprod)
         ts = np.concatenate([ts_exp, [0.0]])
         lo = np.floor(ts).astype(int)

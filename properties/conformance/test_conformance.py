@@ -67,8 +67,7 @@ def step_cases(draw, sampler, **kw):
 
 
 def _step_examples(sampler):
-    pv = _ones(0.5) if False else None
-    return [(cfg, 0, _ones(), _ones(0.5), 0, pv) for cfg in _edge_configs(sampler)
+    return [(cfg, 0, _ones(), _ones(0.5), 0, None) for cfg in _edge_configs(sampler)
             if not (cfg.prediction_type == "epsilon" and cfg.rescale)] + \
            [(SamplerConfig(sampler, num_train_timesteps=20, num_inference_steps=20), 19, _ones(), _ones(0.5), 1, None)]
 

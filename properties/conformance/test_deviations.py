@@ -12,13 +12,13 @@ import pytest
 
 from properties.conformance import checks
 from properties.contract import SAMPLERS, SamplerConfig
-from properties.plugin import _impl_spec, load_implementation
+from properties.plugin import implementation
 
 SHAPE = (2, 3, 2, 2)
 
 
 def _deviations(config):
-    impl = load_implementation(_impl_spec(config), config.getoption("impl_dtype"), config.getoption("impl_device"))
+    impl = implementation(config)
     return [d for d in getattr(impl, "deviations", ()) if d.example is not None or "guidance" in d.properties]
 
 

@@ -4,8 +4,6 @@ class whose constructor takes ``rescale_betas_zero_snr``)."""
 
 from __future__ import annotations
 
-import functools
-
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -13,21 +11,14 @@ from hypothesis import strategies as st
 from properties import strategies as zst
 from properties.conformance import checks
 from properties.contract import SamplerConfig, Unsupported
-from properties.plugin import _impl_spec, load_implementation
+from properties.plugin import implementation
 
 SHAPE = (2, 3, 2, 2)
 
 
-@functools.cache
-def _generic_names(spec, dtype, device) -> tuple[str, ...]:
-    impl = load_implementation(spec, dtype, device)
-    return tuple(sorted(getattr(impl, "generic_samplers", dict)()))
-
-
 def pytest_generate_tests(metafunc):
     if "generic_name" in metafunc.fixturenames:
-        cfg = metafunc.config
-        names = _generic_names(_impl_spec(cfg), cfg.getoption("impl_dtype"), cfg.getoption("impl_device"))
+        names = sorted(getattr(implementation(metafunc.config), "generic_samplers", dict)())
         metafunc.parametrize("generic_name", names or ["(none)"])
 
 
