@@ -1,6 +1,12 @@
 """GPU check: diffusers' samplers in float32 / float16 / bfloat16 on a device, against the oracle.
 
-For the SD schedule rescaled to zero terminal SNR, v-prediction, trailing spacing, every sampler
+Two parts, one report (--out):
+
+1. The conformance suite's finiteness and equivalence properties (step, finite at T, zero SNR,
+   whole loop, guidance rescale; ``python -m properties -k ...`` with --impl-device and
+   --impl-dtype) for each dtype, ci profile: a summary table here, each dtype's full matrix in
+   ``<out stem>_suite_<dtype>.md`` beside the report.
+2. Whole loops at production size: for the SD schedule rescaled to zero terminal SNR, v-prediction, trailing spacing, every sampler
 (DDPM, DDIM η = 0 and η = 1, Euler, Euler ancestral), S in --steps, latents --shape: runs the
 whole S-step loop from t = T on the device (model output: a fixed N(0, I) tensor in the dtype),
 checks that the step at t = T and the whole loop stay finite, and compares every step with the
@@ -9,6 +15,7 @@ float64 oracle given the same (dtype-rounded) inputs and noise, as the normalise
 
     python benchmarks/gpu_check.py                       # CUDA, the full configuration
     python benchmarks/gpu_check.py --device cpu --shape 1,4,8,8 --steps 1,10 --out /tmp/gpu.md
+    python benchmarks/gpu_check.py --suite-profile none  # part 2 only
 
 Needs torch, diffusers, numpy and this repository only.
 """
@@ -16,8 +23,12 @@ Needs torch, diffusers, numpy and this repository only.
 from __future__ import annotations
 
 import argparse
+import json
 import math
+import os
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -118,7 +129,56 @@ def check_loop(sampler: str, dtype: str, S: int, shape, device: str, T: int = 10
             "err_worst_finite": max([e for e in errs if math.isfinite(e)], default=math.inf)}
 
 
-def report(results, device_name: str, shape, steps, elapsed: float) -> str:
+#: the suite's finiteness and equivalence properties (pytest -k over the conformance tests)
+SUITE_PROPERTIES = "test_step_ or finite_at_T or zero_snr or test_loop_ or guidance"
+
+
+def run_suite(dtype: str, device: str, profile: str, matrix_path: Path) -> dict:
+    """``python -m properties`` for one dtype on ``device``: counts of tests per outcome, the time,
+    and the failures (test, first error line)."""
+    repo = Path(__file__).resolve().parents[1]
+    with tempfile.TemporaryDirectory() as tmp:
+        js = Path(tmp) / "suite.json"
+        cmd = [sys.executable, "-m", "properties", "--impl-dtype", dtype, "--impl-device", device,
+               "--hypothesis-profile", profile, "-k", SUITE_PROPERTIES, "--json", str(js),
+               "--markdown", str(matrix_path)]
+        t0 = time.perf_counter()
+        proc = subprocess.run(cmd, cwd=repo, capture_output=True, text=True, check=False,
+                              env={**os.environ, "PYTHONPATH": str(repo)})
+        elapsed = time.perf_counter() - t0
+        if not js.exists():
+            raise RuntimeError(f"{' '.join(cmd)} wrote no results (exit {proc.returncode}):\n"
+                               f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+        records = json.loads(js.read_text())
+    ran = [r for r in records if r["outcome"] == "passed"]
+    return {"dtype": dtype, "elapsed": elapsed, "tests": len(records),
+            "pass": sum(not r.get("deviations") for r in ran),
+            "deviation": sum(bool(r.get("deviations")) for r in ran),
+            "skip": sum(r["outcome"] == "skipped" for r in records),
+            "failures": [(r["node_id"].split("::")[-1], r.get("error", "")) for r in records
+                         if r["outcome"] == "failed"],
+            "worst": max((r.get("worst_error", 0.0) for r in ran), default=0.0),
+            "matrix": matrix_path.name}
+
+
+def suite_section(suites, device: str, profile: str) -> list[str]:
+    rows = [[s["dtype"], s["tests"], s["pass"], s["deviation"], s["skip"],
+             f"**{len(s['failures'])}**" if s["failures"] else "0", f"{s['worst']:.2g}",
+             f"{s['elapsed']:.0f}", f"[{s['matrix']}]({s['matrix']})"] for s in suites]
+    lines = ["## 1. Conformance suite: finiteness and equivalence properties", "",
+             f"`python -m properties --impl-device {device} --impl-dtype <dtype> --hypothesis-profile "
+             f"{profile} -k \"{SUITE_PROPERTIES}\"`; tolerances derived from each dtype's unit roundoff "
+             "(properties/tolerances.py). worst = largest |impl − oracle| / tolerance over passing tests.", "",
+             markdown_table(["dtype", "tests", "pass", "declared deviation", "skip", "FAIL", "worst",
+                             "wall s", "matrix"], rows), ""]
+    for s in suites:
+        for name, err in s["failures"]:
+            lines.append(f"- FAIL ({s['dtype']}) `{name}`: {err[:300]}")
+    return lines + ([""] if any(s["failures"] for s in suites) else [])
+
+
+def report(results, device_name: str, shape, steps, elapsed: float, suites=(), device: str = "cuda",
+           profile: str = "ci") -> str:
     import diffusers
 
     torch = _torch()
@@ -145,6 +205,8 @@ def report(results, device_name: str, shape, steps, elapsed: float) -> str:
         "- Euler / Euler ancestral are compared with the oracle's schedule carrying diffusers' ᾱ_T = 2⁻²⁴ floor",
         f"- wall time of the check: {elapsed:.1f} s; loops with a non-finite value: {n_bad} of {len(results)}",
         "",
+        *(suite_section(suites, device, profile) if suites else []),
+        "## 2. Whole loops at production size", "",
         markdown_table(["sampler", "dtype", "S", "step at t=T finite", "whole loop finite",
                         "error at t=T", "error at t=T / u", "worst finite error over the loop"], rows),
         "",
@@ -160,6 +222,8 @@ def main(argv=None) -> int:
     p.add_argument("--steps", default="1,10,50", help="trailing step counts S, comma-separated")
     p.add_argument("--dtypes", default=",".join(DTYPES))
     p.add_argument("--samplers", default=",".join(SAMPLERS))
+    p.add_argument("--suite-profile", default="ci", choices=("dev", "ci", "thorough", "none"),
+                   help="Hypothesis profile of part 1 (the conformance suite); none skips it")
     a = p.parse_args(argv)
     torch = _torch()
     shape = tuple(int(v) for v in a.shape.split(","))
@@ -180,15 +244,18 @@ def main(argv=None) -> int:
         from benchmarks._common import cpu_model
 
         device_name = f"{a.device} ({cpu_model()})"
-    t0 = time.perf_counter()
-    results = [check_loop(s, d, S, shape, a.device) for d in dtypes for s in samplers for S in steps]
-    text = report(results, device_name, shape, steps, time.perf_counter() - t0)
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    suites = [] if a.suite_profile == "none" else \
+        [run_suite(d, a.device, a.suite_profile, out.with_name(f"{out.stem}_suite_{d}.md")) for d in dtypes]
+    results = [check_loop(s, d, S, shape, a.device) for d in dtypes for s in samplers for S in steps]
+    text = report(results, device_name, shape, steps, time.perf_counter() - t0, suites, a.device,
+                  a.suite_profile)
     out.write_text(text)
     print(text)
-    print(f"written: {out}")
-    return 0
+    print(f"written: {out}" + "".join(f", {out.with_name(s['matrix'])}" for s in suites))
+    return 1 if any(s["failures"] for s in suites) else 0
 
 
 if __name__ == "__main__":

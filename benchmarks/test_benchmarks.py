@@ -159,7 +159,8 @@ def test_gpu_check_runs_on_cpu_and_writes_a_report(tmp_path):
     out = tmp_path / "gpu.md"
     proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gpu_check.py"), "--device", "cpu",
                            "--shape", "1,2,4,4", "--steps", "1,4", "--dtypes", "float32,bfloat16",
-                           "--out", str(out)], check=False, capture_output=True, text=True, timeout=120)
+                           "--suite-profile", "none", "--out", str(out)],
+                          check=False, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     text = out.read_text()
     assert "device: cpu" in text and "diffusers" in text
@@ -169,6 +170,24 @@ def test_gpu_check_runs_on_cpu_and_writes_a_report(tmp_path):
     row = next(r for r in rows if r.startswith("| ddpm | float32 | 4 |"))
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells[3] == "yes" and cells[4] == "yes" and float(cells[6]) < 64
+
+
+def test_gpu_check_runs_the_suite_per_dtype(tmp_path):
+    # part 1: the conformance suite's finiteness/equivalence properties in float16, one row and
+    # that dtype's full matrix beside the report
+    out = tmp_path / "gpu.md"
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gpu_check.py"), "--device", "cpu",
+                           "--shape", "1,2,2,2", "--steps", "1", "--dtypes", "float16", "--samplers", "ddim_eta0",
+                           "--suite-profile", "dev", "--out", str(out)],
+                          check=False, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    text = out.read_text()
+    row = next(ln for ln in text.splitlines() if ln.startswith("| float16 |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    tests, passed, deviations, skipped, failed = (int(c) for c in cells[1:6])
+    assert failed == 0 and tests == passed + deviations + skipped and passed > 0
+    matrix = (tmp_path / "gpu_suite_float16.md").read_text()
+    assert "dtype float16, device cpu" in matrix and "| ddim |" in matrix
 
 
 def test_gpu_check_rejects_bad_arguments(tmp_path):

@@ -53,14 +53,16 @@ def step(cfg: SamplerConfig, levels, x, model_output, z, u: float, predicted_var
       STEP_OPS·u·|c|·|data|                      rounding of the arithmetic, and
       LEVEL_OPS·u_level·|∂c/∂ln level|·|data|    a coefficient formed backward-stably from levels
                                                   carrying LEVEL_OPS·u_level relative error,
-    plus STEP_OPS·subnormal·(1 + step length for the Euler family): below the normal range an
-    operation errs by up to the dtype's smallest subnormal, absolutely, and an intermediate is
-    multiplied by the step length. u_level = max(u, float32's u): schedules are float32 or
-    better. Levels 0, 1 and inf are exact in every dtype and are not perturbed. Each coefficient
+    plus, for each term, STEP_OPS·subnormal·max(1, |c|), and STEP_OPS·subnormal·(step length) for
+    the Euler family: below the normal range an operation errs by up to the dtype's smallest
+    subnormal, absolutely, and that error is then multiplied by whatever multiplies its operand
+    (an ε̂ of 1e-6 is subnormal in float16 and is multiplied by c_ε = σ/α, up to ~1e6; the Euler
+    intermediate d is multiplied by the step length). u_level = max(u, float32's u): schedules
+    are float32 or better. Levels 0, 1 and inf are exact in every dtype and are not perturbed. Each coefficient
     is perturbed on its own, so cancellation between coefficients earns no credit.
     """
     u_level = max(u, U_FLOAT32)
-    amplification = 1.0
+    amplification = 0.0
     if cfg.sampler in expected.VE_SAMPLERS and not math.isinf(levels[0]):
         # d = (x - x̂₀)/σ̂ is an intermediate: its subnormal rounding is multiplied by the step
         # length |σ_next - σ̂| <= |σ_next| + √2·σ (γ <= √2 - 1)
@@ -69,7 +71,8 @@ def step(cfg: SamplerConfig, levels, x, model_output, z, u: float, predicted_var
     for coef, data in expected.step_terms(cfg, levels, x, model_output, z, predicted_variance):
         c = np.abs(np.asarray(coef(tuple(levels)), np.float64))
         with np.errstate(invalid="ignore"):
-            tol = tol + STEP_OPS * u * np.where(data > 0, c * data, 0.0)
+            tol = tol + STEP_OPS * u * np.where(data > 0, c * data, 0.0) \
+                + STEP_OPS * subnormal * np.maximum(c, 1.0)
         for j, value in enumerate(levels):
             if value in (0.0, 1.0) or math.isinf(value):
                 continue

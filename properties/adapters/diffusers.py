@@ -56,7 +56,7 @@ class DiffusersSampler:
         self.impl, self.config = impl, config
         try:
             self.scheduler = cls(**init_kwargs)
-            self.scheduler.set_timesteps(config.num_inference_steps)
+            self._set_timesteps()
         except NotImplementedError as exc:
             raise Unsupported(f"{cls.__name__}: {exc}") from None
         s = self.scheduler
@@ -72,6 +72,12 @@ class DiffusersSampler:
         # the Euler family scales its state by √(σ²+1) (init_noise_sigma ≠ 1); DPM-Solver etc. do not
         self.state = "ve" if self.sigmas is not None and float(s.init_noise_sigma) != 1.0 else "vp"
 
+    def _set_timesteps(self):
+        """set_timesteps as pipelines call it: on the device the latents live on."""
+        s = self.scheduler
+        on_device = "device" in inspect.signature(s.set_timesteps).parameters
+        s.set_timesteps(self.config.num_inference_steps, **({"device": self.impl.device} if on_device else {}))
+
     def _tensor(self, x):
         return torch.as_tensor(np.asarray(x, np.float64)).to(self.impl.device, self.impl.torch_dtype)
 
@@ -79,7 +85,7 @@ class DiffusersSampler:
         # put the scheduler at step index i using public API only
         s = self.scheduler
         if hasattr(s, "set_begin_index"):
-            s.set_timesteps(self.config.num_inference_steps)
+            self._set_timesteps()
             s.set_begin_index(i)
 
     def model_input(self, i, x):

@@ -57,6 +57,23 @@ def _schedule_u(impl) -> float:
     return getattr(impl, "schedule_unit_roundoff", tolerances.U_FLOAT32)
 
 
+def _require_representable(impl, what: str, x, scale: float = 1.0):
+    """Reject (as Unsupported) a case whose exact values overflow the implementation's dtype: a
+    float16 state x·√(σ²+1) at σ = 1e6 is ±inf before any implementation sees it, and a result
+    beyond the dtype's range cannot be returned by any implementation. ``scale`` (the VE state
+    scale √(σ²+1)) must itself be representable: at σ = 81165 a float16 state cannot hold a unit
+    sample, so its steps are outside the dtype's range even from x = 0."""
+    x = np.append(np.asarray(x, np.float64).ravel() * scale, scale)
+    if not np.isfinite(impl.quantize(x)).all():
+        raise Unsupported(f"{what} (max |x| = {np.max(np.abs(x)):.4g}) overflows "
+                          f"{getattr(impl, 'dtype', 'the dtype of the implementation')}")
+
+
+def _state_scale(cfg: SamplerConfig, levels) -> float:
+    """√(σ²+1) for the Euler family's VE state at levels[0] = σ; 1 for VP samplers."""
+    return math.sqrt(levels[0] ** 2 + 1.0) if cfg.sampler in VE else 1.0
+
+
 def _levels(cfg: SamplerConfig, smp, i: int):
     """The levels step i should use, read from the implementation's own schedule values."""
     S = expected.timesteps(cfg).size
@@ -73,9 +90,7 @@ def _levels(cfg: SamplerConfig, smp, i: int):
 
 def _to_state(cfg, levels, x_vp):
     """A VP-scaled draw as the sampler's state (VE: x·√(σ²+1))."""
-    if cfg.sampler in VE:
-        return x_vp * math.sqrt(levels[0] ** 2 + 1.0)
-    return x_vp
+    return x_vp * _state_scale(cfg, levels)
 
 
 # --- 1. schedule equivalence ---------------------------------------------------------------------
@@ -123,11 +138,13 @@ def check_step(impl, cfg: SamplerConfig, i: int, x, model_output, seed: int, pre
     smp = impl.build(cfg)
     levels = _levels(cfg, smp, i)
     q = impl.quantize
+    _require_representable(impl, "the state", x, _state_scale(cfg, levels))
     x_in = q(_to_state(cfg, levels, np.asarray(x, np.float64)))
     out = q(model_output)
     pv = None if predicted_variance is None else q(predicted_variance)
     got, z = smp.step(i, x_in, out, seed, pv)
     want = expected.step(cfg, levels, x_in, out, z, pv)
+    _require_representable(impl, "the exact result of the step", want)
     tol = tolerances.step(cfg, levels, x_in, out, z, impl.unit_roundoff, pv, _subnormal(impl))
     return assert_close(got, want, tol, f"step {i} of {len(smp.timesteps)} (t={smp.timesteps[i]:g}, "
                         f"levels {levels})", f"config: {cfg}", record)
@@ -175,6 +192,8 @@ def check_chaining(impl, cfg: SamplerConfig, record: Record | None = None, shape
         churn = cfg.sampler == "euler" and (cfg.option("s_churn") or 0) > 0 and \
             (cfg.option("s_tmin", 0.0) or 0) <= smp.sigmas[S - 1] <= cfg.option("s_tmax", math.inf)
         if not churn:  # with churn the last step adds noise before the model removes it (Karras Alg. 2)
+            _require_representable(impl, f"the state scale at σ = {smp.sigmas[S - 1]:.6g}", [],
+                                   _state_scale(cfg, (smp.sigmas[S - 1],)))
             last = smp.step(S - 1, np.zeros(shape), np.zeros(shape), 0)[0]
             assert_close(last, 0.0, 0.0, "last step from x = 0, x̂₀ = 0 (no noise may be added)", ctx, record)
         return
@@ -233,6 +252,7 @@ def check_finite_at_T(impl, cfg: SamplerConfig, x, model_output, seed: int, pred
     # only step 0's own levels matter here (its count of timesteps is the schedule property's)
     levels = (float(smp.sigmas[0]), float(smp.sigmas[1])) if cfg.sampler in VE else \
         (float(smp.alphas_cumprod[int(smp.timesteps[0])]), 0.0)
+    _require_representable(impl, "the state at t = T", x, _state_scale(cfg, levels))
     x_in = impl.quantize(_to_state(cfg, levels, np.asarray(x, np.float64)))
     out = impl.quantize(model_output)
     pv = None if predicted_variance is None else impl.quantize(predicted_variance)
@@ -271,9 +291,9 @@ def check_loop(impl, cfg: SamplerConfig, mean, var, x_T, seed: int, record: Reco
     if cfg.sampler in VE:
         assert smp.sigmas.size == S + 1, f"{smp.sigmas.size} sigmas for {S} timesteps (need S+1). config: {cfg}"
         levels = ref.alpha_bars_from_sigmas(smp.sigmas)
+        _require_representable(impl, f"the initial state x_T·√(σ_max² + 1) (σ_max = {smp.sigmas[0]:.6g})",
+                               x_T, math.sqrt(smp.sigmas[0] ** 2 + 1.0))
         x = q(np.asarray(x_T) * math.sqrt(smp.sigmas[0] ** 2 + 1.0))
-        assert np.isfinite(x).all(), (f"the initial VE state x_T·√(σ_max² + 1) (σ_max = {smp.sigmas[0]:.6g}) "
-                                      f"overflows the implementation's dtype. config: {cfg}")
     else:
         ts = expected.timesteps(cfg).astype(int)
         assert S == ts.size, f"{S} timesteps, expected S = {ts.size}. config: {cfg}"
@@ -283,18 +303,29 @@ def check_loop(impl, cfg: SamplerConfig, mean, var, x_T, seed: int, record: Reco
     ok = np.all(~np.isnan(levels)) and np.all(np.diff(levels) >= 0)
     assert ok, f"the implementation's levels are not a denoising sequence (ᾱ: {levels[:4]}...). config: {cfg}"
     x_start = x / math.sqrt(smp.sigmas[0] ** 2 + 1.0) if cfg.sampler in VE else x
+    options = {k: v for k, v in cfg.options if k in ref.loop.SAMPLER_OPTIONS[cfg.sampler]}
     noise = []
     for i in range(S):
         a = 1.0 / (1.0 + smp.sigmas[i] ** 2) if cfg.sampler in VE else levels[i]
-        out = q(denoiser(smp.model_input(i, x), smp.timesteps[i], a))
-        x, z = smp.step(i, x, out, seed + i)
+        exact_out = denoiser(smp.model_input(i, x), smp.timesteps[i], a)
+        _require_representable(impl, f"the model output at step {i}", exact_out)
+        x, z = smp.step(i, x, q(exact_out), seed + i)
         noise.append(z)
         bad = ~np.isfinite(x)
+        if bad.any():
+            # the exact state after this step, at the implementation's scale: if the dtype cannot
+            # hold it, no implementation can, and the case is outside the dtype's range
+            truth = x_start
+            for k in range(i + 1):
+                truth = ref.step_map(cfg.sampler, denoiser, prediction_type=cfg.prediction_type,
+                                     alpha_bar=levels[k], alpha_bar_next=levels[k + 1],
+                                     num_inference_steps=S, **options)(truth, noise[k])
+            scale = math.sqrt(smp.sigmas[i + 1] ** 2 + 1.0) if cfg.sampler in VE else 1.0
+            _require_representable(impl, f"the exact state after step {i}", truth, scale)
         assert not bad.any(), (f"the implementation's state is not finite after step {i} of {S} "
                                f"(t={smp.timesteps[i]:g}): {int(bad.sum())} NaN/inf. config: {cfg}")
     if cfg.sampler in VE:  # the VE state at the final σ (0, or σ_min) as the VP sample
         x = x / math.sqrt(smp.sigmas[-1] ** 2 + 1.0)
-    options = {k: v for k, v in cfg.options if k in ref.loop.SAMPLER_OPTIONS[cfg.sampler]}
     want, path = ref.sample_loop(denoiser, x_start, sampler=cfg.sampler, prediction_type=cfg.prediction_type,
                                  alpha_bars=levels, noise=np.stack(noise), return_trajectory=True, **options)
     tol = np.zeros(np.shape(want))
