@@ -166,9 +166,9 @@ def suite_section(suites, device: str, profile: str) -> list[str]:
              f"**{len(s['failures'])}**" if s["failures"] else "0", f"{s['worst']:.2g}",
              f"{s['elapsed']:.0f}", f"[{s['matrix']}]({s['matrix']})"] for s in suites]
     lines = ["## 1. Conformance suite: finiteness and equivalence properties", "",
-             f"`python -m properties --impl-device {device} --impl-dtype <dtype> --hypothesis-profile "
-             f"{profile} -k \"{SUITE_PROPERTIES}\"`; tolerances derived from each dtype's unit roundoff "
-             "(properties/tolerances.py). worst = largest |impl − oracle| / tolerance over passing tests.", "",
+             (f"`python -m properties --impl-device {device} --impl-dtype <dtype> --hypothesis-profile "
+              f"{profile} -k \"{SUITE_PROPERTIES}\"`; tolerances derived from each dtype's unit roundoff "
+              "(properties/tolerances.py). worst = largest |impl − oracle| / tolerance over passing tests."), "",
              markdown_table(["dtype", "tests", "pass", "declared deviation", "skip", "FAIL", "worst",
                              "wall s", "matrix"], rows), ""]
     for s in suites:
