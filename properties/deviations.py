@@ -1,16 +1,19 @@
 """Known deviations of an implementation from the oracle, declared narrowly.
 
 A :class:`Deviation` names the properties and samplers it affects, a predicate that picks out
-exactly the configurations where it shows, the reason, an upstream link, and one configuration
-that reproduces it. Inside a property test, a configuration the predicate matches is still run:
-if the check fails, the failure is recorded as this deviation (not a test failure); every other
-configuration is tested as usual. Separately, each deviation's example is run as a strict
+exactly the configurations where it shows, the reason, an upstream link, one configuration that
+reproduces it, and optionally its symptom (a regular expression the failure message must match:
+a NaN deviation excuses a non-finite result, not a result that is finite and wrong). Inside a
+property test, a configuration the predicate matches is still run: if the check fails with the
+deviation's symptom, the failure is recorded as this deviation (not a test failure); any other
+failure, and every other configuration, is tested as usual. Separately, each deviation's example is run as a strict
 expected failure (``properties/conformance/test_deviations.py``), so an upstream fix is noticed.
 An implementation lists its deviations in an attribute ``deviations`` (an "expected failures file").
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -31,11 +34,28 @@ class Deviation:
     link: str
     example: SamplerConfig | None = None
     example_args: dict = field(default_factory=dict, hash=False, compare=False)
+    #: a regular expression the failure message must match (re.search); None: any failure of a
+    #: declared property in a matched configuration
+    symptom: str | None = None
 
     def __post_init__(self):
         unknown = set(self.properties) - set(PROPERTIES)
         if unknown:
             raise ValueError(f"deviation {self.id}: unknown properties {sorted(unknown)}; allowed {PROPERTIES}")
+        if self.symptom is not None:
+            try:
+                re.compile(self.symptom)
+            except re.error as exc:
+                raise ValueError(f"deviation {self.id}: symptom {self.symptom!r} is not a regular "
+                                 f"expression ({exc})") from None
+
+    def explains(self, message: str) -> bool:
+        """Whether a failure with this message is this deviation's symptom."""
+        return self.symptom is None or re.search(self.symptom, message) is not None
+
+
+#: the checks' wording for a NaN/inf result (see properties/conformance/checks.py)
+NON_FINITE = r"non-finite|not finite"
 
 
 def matching(impl, cfg: SamplerConfig | None, prop: str, sampler: str | None = None) -> list[Deviation]:
@@ -55,7 +75,11 @@ def tolerated(impl, cfg: SamplerConfig | None, prop: str, record=None, sampler: 
     try:
         yield
     except (AssertionError, FloatingPointError, ArithmeticError) as exc:
+        message = str(exc) or type(exc).__name__
+        explained = [d for d in devs if d.explains(message)]
+        if not explained:
+            raise
         if record is not None:
             record.worst = worst  # a tolerated failure's error is the deviation's, not a pass's
-            for d in devs:
-                record.deviation(d, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+            for d in explained:
+                record.deviation(d, message.splitlines()[0])

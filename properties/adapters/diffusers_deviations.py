@@ -18,9 +18,11 @@ from reference import (
 from reference import timesteps as oracle_timesteps
 
 from ..contract import SamplerConfig
-from ..deviations import Deviation
+from ..deviations import NON_FINITE, Deviation
 
 SRC = "https://github.com/huggingface/diffusers/blob/main/src/diffusers/schedulers/"
+#: a floored ᾱ_T shows as SNR(T) > 0 or a finite σ_T (zero_snr), or as ᾱ / σ off the oracle (schedule)
+FLOOR_SYMPTOM = r"SNR\(T\) = |not inf|^alphas_cumprod|^sigmas"
 ALL = ("ddpm", "ddim", "euler", "euler_ancestral")
 
 
@@ -167,7 +169,9 @@ DEVIATIONS = [
     Deviation(
         "ddpm-fixed-large-log-nan", ("step", "chaining", "finite_at_T", "loop"), ("ddpm",),
         lambda c: c.option("variance_type") == "fixed_large_log",
-        "DDPMScheduler with variance_type='fixed_large_log' takes the square root of log(β) < 0: NaN.",
+        "DDPMScheduler with variance_type='fixed_large_log' takes the square root of log(β) as the noise "
+        "std: NaN for β < 1, and 0 (no noise, where √β = 1 is due) at the last training step of a "
+        "zero-SNR schedule, where β = 1.",
         "https://github.com/huggingface/diffusers/issues/14569",
         SamplerConfig("ddpm", options=(("variance_type", "fixed_large_log"),)), {"step_index": 1}),
     Deviation(
@@ -185,13 +189,13 @@ DEVIATIONS = [
         "clip_sample=True a silently clipped finite result); Euler and Euler ancestral return a silently "
         "clamped result through their 2⁻²⁴ floor. None raises or warns.",
         "https://github.com/huggingface/diffusers/issues/3851",
-        SamplerConfig("ddim", prediction_type="epsilon"), {}),
+        SamplerConfig("ddim", prediction_type="epsilon"), {}, symptom="without raising or warning"),
     Deviation(
         "euler-terminal-floor", ("zero_snr", "schedule"), ("euler", "euler_ancestral"), lambda c: c.rescale,
         "EulerDiscrete and EulerAncestralDiscrete replace ᾱ_T = 0 by 2⁻²⁴ after the zero-SNR rescale "
         "(σ_T = 4096 instead of inf): SNR(T) = 5.96e-08, not 0.",
         "https://github.com/huggingface/diffusers/pull/6024",
-        SamplerConfig("euler"), {}),
+        SamplerConfig("euler"), {}, symptom=FLOOR_SYMPTOM),
     Deviation(
         "euler-floor-above-previous", ("schedule", "chaining"),
         ("euler", "euler_ancestral", "EulerDiscreteScheduler", "EulerAncestralDiscreteScheduler"),
@@ -262,7 +266,7 @@ GENERIC_DEVIATIONS = [
         "after the zero-SNR rescale these schedulers set ᾱ_T = 2⁻²⁴ (σ_T = 4096) instead of 0: "
         "SNR(T) = 5.96e-08.",
         "https://github.com/huggingface/diffusers/pull/6024",
-        SamplerConfig("EulerDiscreteScheduler"), {}),
+        SamplerConfig("EulerDiscreteScheduler"), {}, symptom=FLOOR_SYMPTOM),
     Deviation(
         "lcm-origin-steps-miss-T", ("starts_at_T",), ("LCMScheduler", "TCDScheduler"),
         lambda c: c.num_train_timesteps % 50 != 0,
@@ -270,7 +274,8 @@ GENERIC_DEVIATIONS = [
         "timestep_spacing (T=1000, S=4: [999, 759, 499, 259], not trailing's [999, 749, 499, 249]); unless "
         "50 divides T the first timestep is (T // 50)·50 - 1 < T - 1.",
         SRC + "scheduling_lcm.py (set_timesteps: original_inference_steps)",
-        SamplerConfig("LCMScheduler", num_train_timesteps=1010, num_inference_steps=4), {}),
+        SamplerConfig("LCMScheduler", num_train_timesteps=1010, num_inference_steps=4), {},
+        symptom="first timestep"),
 ]
 
 GUIDANCE_DEVIATIONS = [
@@ -278,5 +283,5 @@ GUIDANCE_DEVIATIONS = [
         "rescale-noise-cfg-zero-std", ("guidance",), ("guidance-degenerate",), lambda c: True,
         "rescale_noise_cfg divides by the std of the guided prediction with no guard: a sample with "
         "zero std gives inf/NaN, even with guidance_rescale = 0 (0·inf = NaN).",
-        "https://github.com/huggingface/diffusers/issues/13425"),
+        "https://github.com/huggingface/diffusers/issues/13425", symptom=NON_FINITE),
 ]
