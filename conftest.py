@@ -9,6 +9,8 @@ import pytest
 
 
 def pytest_configure(config):
-    if not config.pluginmanager.has_plugin("zsnr"):
+    # "zsnr": the entry point; "properties.plugin": loaded by name (python -m properties does this
+    # in a checkout that was not pip-installed)
+    if not (config.pluginmanager.has_plugin("zsnr") or config.pluginmanager.has_plugin("properties.plugin")):
         raise pytest.UsageError("the zsnr pytest plug-in is not installed: run `pip install -e '.[all]'` "
                                 "in the repository first (see README.md)")

@@ -17,7 +17,8 @@ float64 oracle given the same (dtype-rounded) inputs and noise, as the normalise
     python benchmarks/gpu_check.py --device cpu --shape 1,4,8,8 --steps 1,10 --out /tmp/gpu.md
     python benchmarks/gpu_check.py --suite-profile none  # part 2 only
 
-Needs torch, diffusers, numpy and this repository only.
+Needs torch, diffusers, numpy, and for part 1 pytest and hypothesis; this repository need not be
+pip-installed (the suite loads its plug-in by name then). Exit status 1 if part 1 has a failure.
 """
 
 from __future__ import annotations
@@ -144,7 +145,8 @@ def run_suite(dtype: str, device: str, profile: str, matrix_path: Path) -> dict:
                "--markdown", str(matrix_path)]
         t0 = time.perf_counter()
         proc = subprocess.run(cmd, cwd=repo, capture_output=True, text=True, check=False,
-                              env={**os.environ, "PYTHONPATH": str(repo)})
+                              env={**os.environ, "PYTHONPATH": os.pathsep.join(
+                                  [str(repo), *filter(None, [os.environ.get("PYTHONPATH")])])})
         elapsed = time.perf_counter() - t0
         if not js.exists():
             raise RuntimeError(f"{' '.join(cmd)} wrote no results (exit {proc.returncode}):\n"

@@ -20,6 +20,7 @@ from .parameterization import predict_x0_and_eps
 #: smallest normal float64: below it (subnormal ᾱ) products lose digits, so some coefficients are
 #: formed from square roots first
 _TINY = 2.0**-1022
+_LOG_MAX = math.log(np.finfo(np.float64).max)
 
 VARIANCE_TYPES = ("fixed_small", "fixed_small_log", "fixed_large", "fixed_large_log",
                   "learned", "learned_range")
@@ -102,8 +103,17 @@ def ddpm_variance(alpha_bar_t, alpha_bar_prev, variance_type="fixed_small", pred
     if variance_type == "learned":
         _checks.in_range("predicted_variance", v, 0.0, np.inf)
         return np.sqrt(v)
+    # log std = ½·(log β̃ + f·log(β/β̃)), β/β̃ = (1-ᾱ_t)/(1-ᾱ_prev) >= 1: one product, so a huge |v|
+    # gives ±inf (std inf or 0), never inf - inf = NaN
     frac = (v + 1.0) / 2.0
-    return np.exp(0.5 * (frac * math.log(beta) + (1.0 - frac) * math.log(beta_tilde)))
+    with np.errstate(over="ignore"):
+        log_std = 0.5 * (math.log(beta_tilde) + frac * math.log((1.0 - a_t) / (1.0 - a_p)))
+    if np.any(log_std > _LOG_MAX):
+        worst = float(np.max(v))
+        raise ValueError(f"predicted_variance {worst:.6g} gives a learned_range noise std beyond float64's "
+                         f"range: v interpolates log β̃ (v = -1) .. log β (v = 1), and this v extrapolates "
+                         f"far past log β = {math.log(beta):.6g}")
+    return np.exp(log_std)
 
 
 def ddpm_step(x_t, model_output, *, prediction_type, alpha_bar_t, alpha_bar_prev, noise=None,

@@ -5,6 +5,8 @@ import numpy as np
 
 #: unit roundoff of float64 (half an ulp of 1)
 U = np.finfo(np.float64).eps / 2
+#: below the normal range a float64 operation errs by up to this, absolutely
+SUBNORMAL = float(np.finfo(np.float64).smallest_subnormal)
 
 
 def assert_within(actual, expected, bound, what=""):

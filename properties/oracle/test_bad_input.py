@@ -114,3 +114,19 @@ def test_zero_length_ddpm_step_is_not_log_zero():
     for vt in ("fixed_small", "fixed_small_log", "fixed_large", "fixed_large_log"):
         assert ddpm_variance(0.5, 0.5, vt) == 0.0
     assert np.all(ddpm_variance(0.5, 0.5, "learned_range", np.array([0.3, -1.0])) == 0.0)
+
+
+def test_learned_range_beyond_float64_raises_and_never_nans():
+    """learned_range's std is β̃^((1-f)/2)·β^(f/2), f = (v+1)/2: v far above 1 extrapolates past β
+    to a std beyond float64 (a ValueError, not inf), v far below -1 to a std that underflows to 0,
+    and no v gives inf - inf = NaN (the two-product form did for |v| near float64's maximum)."""
+    with pytest.raises(ValueError, match="beyond float64's range"):
+        ddpm_variance(0.5, 0.6, "learned_range", np.array([0.0, 1e6]))
+    with pytest.raises(ValueError, match="beyond float64's range"):
+        ddpm_variance(0.5, 0.6, "learned_range", np.array([1.7e308]))
+    low = ddpm_variance(0.5, 0.6, "learned_range", np.array([-1e6, -1.7e308]))
+    assert np.all(low == 0.0)
+    # the ends of the range are exactly the fixed types' stds (to rounding)
+    ends = ddpm_variance(0.5, 0.6, "learned_range", np.array([-1.0, 1.0]))
+    np.testing.assert_allclose(ends, [ddpm_variance(0.5, 0.6, "fixed_small"), ddpm_variance(0.5, 0.6, "fixed_large")],
+                               rtol=4 * np.finfo(float).eps)
