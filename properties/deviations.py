@@ -37,6 +37,9 @@ class Deviation:
     #: a regular expression the failure message must match (re.search); None: any failure of a
     #: declared property in a matched configuration
     symptom: str | None = None
+    #: the implementation dtypes it shows in (and was confirmed in); None: every dtype, confirmed
+    #: in the implementation's ``deviations_dtype``
+    dtypes: tuple[str, ...] | None = None
 
     def __post_init__(self):
         unknown = set(self.properties) - set(PROPERTIES)
@@ -60,8 +63,17 @@ NON_FINITE = r"non-finite|not finite"
 
 def matching(impl, cfg: SamplerConfig | None, prop: str, sampler: str | None = None) -> list[Deviation]:
     sampler = sampler or (cfg.sampler if cfg is not None else None)
+    dtype = getattr(impl, "dtype", None)
     return [d for d in getattr(impl, "deviations", ()) if prop in d.properties and sampler in d.samplers
-            and d.applies(cfg)]
+            and (d.dtypes is None or dtype in d.dtypes) and d.applies(cfg)]
+
+
+def confirmed_in(impl, dev: Deviation) -> tuple[str, ...] | None:
+    """The dtypes a deviation's example must reproduce in (None: not stated by the implementation)."""
+    if dev.dtypes is not None:
+        return dev.dtypes
+    dtype = getattr(impl, "deviations_dtype", None)
+    return None if dtype is None else (dtype,)
 
 
 @contextmanager

@@ -10,7 +10,7 @@ from properties.adapters.diffusers import DiffusersImplementation
 from properties.compare import Record
 from properties.conformance import checks
 from properties.contract import SamplerConfig, Unsupported
-from properties.deviations import NON_FINITE, Deviation, tolerated
+from properties.deviations import NON_FINITE, Deviation, matching, tolerated
 
 SHAPE = (2, 3, 2, 2)
 
@@ -51,6 +51,17 @@ def test_a_deviation_without_symptom_excuses_any_failure_of_its_properties():
     with tolerated(_Impl([_dev()]), SamplerConfig("ddim", num_inference_steps=5), "step", rec):
         raise AssertionError("step 0: 4 of 4 values beyond tolerance")
     assert "nan-dev" in rec.deviations
+
+
+def test_a_half_precision_deviation_matches_only_in_its_dtype():
+    dev = Deviation("half-only", ("step",), ("ddim",), lambda c: True, "reason", "link", dtypes=("float16",))
+    cfg = SamplerConfig("ddim")
+    half, single = _Impl([dev]), _Impl([dev])
+    half.dtype, single.dtype = "float16", "float32"
+    assert [d.id for d in matching(half, cfg, "step")] == ["half-only"]
+    assert matching(single, cfg, "step") == []
+    with pytest.raises(AssertionError), tolerated(single, cfg, "step", Record()):
+        raise AssertionError("step 0: 4 of 4 values non-finite")
 
 
 def test_a_bad_symptom_is_a_value_error():

@@ -149,11 +149,16 @@ class DiffusersImplementation:
         self._rescale = guidance_rescale or _default_rescale_noise_cfg()
         if deviations is None:
             # diffusers' own deviations, for the samplers still served by diffusers' own classes
-            from .diffusers_deviations import DEVIATIONS, GENERIC_DEVIATIONS, GUIDANCE_DEVIATIONS
+            from .diffusers_deviations import (
+                DEVIATIONS,
+                GENERIC_DEVIATIONS,
+                GUIDANCE_DEVIATIONS,
+                HALF_DEVIATIONS,
+            )
 
             replaced = {k for k, v in {"ddpm": ddpm, "ddim": ddim, "euler": euler,
                                            "euler_ancestral": euler_ancestral}.items() if v is not None}
-            deviations = [d for d in DEVIATIONS if not set(d.samplers) <= replaced]
+            deviations = [d for d in DEVIATIONS + HALF_DEVIATIONS if not set(d.samplers) <= replaced]
             deviations += [] if guidance_rescale is not None else GUIDANCE_DEVIATIONS
             deviations += GENERIC_DEVIATIONS
         self.deviations = list(deviations)

@@ -257,6 +257,32 @@ DEVIATIONS = [
         SamplerConfig("euler", rescale=False, prediction_type="epsilon", options=(("s_churn", 5.0),)), {}),
 ]
 
+def _half_x0_overflow(c: SamplerConfig) -> bool:
+    # x̂₀ = (x - σ·ε̂)/α formed in float16: beyond 65504 once 1/α > 4096 (ᾱ < 2⁻²⁴) for |x - σ·ε̂| >= 16
+    if c.prediction_type != "epsilon":
+        return False
+    ts = oracle_timesteps(c.spacing, c.num_train_timesteps, c.num_inference_steps, c.steps_offset)
+    abar = make_schedule(c.beta_schedule, c.num_train_timesteps, c.beta_start, c.beta_end,
+                         rescale=c.rescale).alphas_cumprod[ts]
+    return bool(np.any((abar > 0) & (abar < 2.0**-24)))
+
+
+#: deviations that show only in half precision
+HALF_DEVIATIONS = [
+    Deviation(
+        "half-x0-overflow", ("step", "chaining", "loop"), ("ddpm", "ddim"), _half_x0_overflow,
+        "DDPMScheduler and DDIMScheduler form pred_original_sample = (sample - √(1-ᾱ_t)·ε̂)/√ᾱ_t in the "
+        "latents' dtype: in float16 it overflows to inf once |x̂₀| > 65504 (ε-prediction at ᾱ_t < 2⁻²⁴, "
+        "e.g. the first steps below T of a steep zero-SNR schedule), although the step's result "
+        "√ᾱ_prev·β/(1-ᾱ_t)·x̂₀ + ... is well inside the range. Forming x̂₀ in float32 (as the Euler "
+        "schedulers upcast the sample) avoids it.",
+        SRC + "scheduling_ddpm.py (step: pred_original_sample)",
+        SamplerConfig("ddpm", num_train_timesteps=1000, beta_schedule="linear", beta_start=0.0078125,
+                      beta_end=0.03125, rescale=True, spacing="linspace", num_inference_steps=35,
+                      prediction_type="epsilon"), {"step_index": 1},
+        symptom=NON_FINITE, dtypes=("float16",)),
+]
+
 FLOORED = ("DPMSolverMultistepScheduler", "EulerAncestralDiscreteScheduler", "EulerDiscreteScheduler",
            "UniPCMultistepScheduler")
 

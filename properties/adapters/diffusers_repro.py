@@ -407,6 +407,25 @@ def rescale_noise_cfg_zero_std() -> bool:
     return bool(torch.isinf(out[0.7]).all()) and bool(torch.isnan(out[0.0]).all()) and bool(np.all(want == 0.5))
 
 
+def half_x0_overflow() -> bool:
+    print("  config     DDPMScheduler(linear β 0.0078125..0.03125, rescale, linspace, epsilon), S=35, step index 1, "
+          "float16 latents")
+    s = DDPMScheduler(beta_schedule="linear", beta_start=0.0078125, beta_end=0.03125, rescale_betas_zero_snr=True,
+                      timestep_spacing="linspace", prediction_type="epsilon", clip_sample=False)
+    s.set_timesteps(35)
+    t, t_prev = s.timesteps[1].item(), s.timesteps[2].item()
+    x, eps = _randn((1, 4), 1).half() * 2, _randn((1, 4), 2).half()
+    got = s.step(eps, t, x, generator=_gen(3)).prev_sample
+    a_t, a_p = s.alphas_cumprod[t].item(), s.alphas_cumprod[t_prev].item()
+    x0 = (_f64(x) - math.sqrt(1 - a_t) * _f64(eps)) / math.sqrt(a_t)
+    _show("diffusers", f"t={t}, ᾱ_t = {a_t:.3e}: x̂₀ formed in float16 -> x_prev = {got.tolist()}")
+    want = reference.ddpm_step(_f64(x), _f64(eps), prediction_type="epsilon", alpha_bar_t=a_t, alpha_bar_prev=a_p,
+                               noise=_f64(torch.randn((1, 4), generator=_gen(3), dtype=torch.float16)))
+    _show("oracle", f"|x̂₀| up to {np.abs(x0).max():.4g} (> 65504); x_prev = {np.round(want, 4).tolist()} "
+          "(inside float16's range)")
+    return bool((~torch.isfinite(got)).any()) and bool(np.all(np.abs(want) < 65504))
+
+
 REPROS = {
     "float32-alphas-cumprod-underflow": float32_alphas_cumprod_underflow,
     "trailing-extra-step": trailing_extra_step,
@@ -427,6 +446,7 @@ REPROS = {
     "terminal-floor-2^-24": terminal_floor_2_24,
     "lcm-origin-steps-miss-T": lcm_origin_steps_miss_T,
     "rescale-noise-cfg-zero-std": rescale_noise_cfg_zero_std,
+    "half-x0-overflow": half_x0_overflow,
 }
 
 
