@@ -33,6 +33,8 @@ class Deviation:
     reason: str
     link: str
     example: SamplerConfig | None = None
+    #: for the strict reproduction: ``step_index``, and optionally ``x`` (the VP-scaled state) and
+    #: ``model_output`` as fill values where their size matters
     example_args: dict = field(default_factory=dict, hash=False, compare=False)
     #: a regular expression the failure message must match (re.search); None: any failure of a
     #: declared property in a matched configuration

@@ -267,6 +267,16 @@ def _half_x0_overflow(c: SamplerConfig) -> bool:
     return bool(np.any((abar > 0) & (abar < 2.0**-24)))
 
 
+def _half_sigma_eps_overflow(c: SamplerConfig) -> bool:
+    # σ·ε̂ formed in float16: beyond 65504 for |ε̂| >= 16 once σ >= 4096 (diffusers' floored σ_T is 4096)
+    if c.prediction_type != "epsilon":
+        return False
+    sched = make_schedule(c.beta_schedule, c.num_train_timesteps, c.beta_start, c.beta_end, rescale=c.rescale)
+    sig = euler_sigmas(sched, fractional_timesteps(c.spacing, c.num_train_timesteps, c.num_inference_steps,
+                                                   c.steps_offset))
+    return bool(np.max(sig) >= 4096.0)
+
+
 #: deviations that show only in half precision
 HALF_DEVIATIONS = [
     Deviation(
@@ -280,6 +290,19 @@ HALF_DEVIATIONS = [
         SamplerConfig("ddpm", num_train_timesteps=1000, beta_schedule="linear", beta_start=0.0078125,
                       beta_end=0.03125, rescale=True, spacing="linspace", num_inference_steps=35,
                       prediction_type="epsilon"), {"step_index": 1},
+        symptom=NON_FINITE, dtypes=("float16",)),
+    Deviation(
+        "half-sigma-eps-overflow", ("step", "finite_at_T", "loop"),
+        ("euler", "euler_ancestral", "EulerDiscreteScheduler", "EulerAncestralDiscreteScheduler"),
+        _half_sigma_eps_overflow,
+        "EulerDiscreteScheduler and EulerAncestralDiscreteScheduler upcast the sample to float32 but form "
+        "sigma * model_output in the model output's dtype (a float32 0-dim σ times a float16 tensor stays "
+        "float16): for ε-prediction it is inf once σ·|ε̂| > 65504, although x̂₀ = x - σ·ε̂ and the step's "
+        "result are in range (cosine schedule, T = 1000, σ_max = 20291: |ε̂| > 3.2 suffices).",
+        SRC + "scheduling_euler_discrete.py (step: pred_original_sample = sample - sigma_hat * model_output)",
+        SamplerConfig("euler", num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2", rescale=False,
+                      spacing="trailing", num_inference_steps=10, prediction_type="epsilon"),
+        {"step_index": 0, "x": 3.0, "model_output": 4.0},
         symptom=NON_FINITE, dtypes=("float16",)),
 ]
 

@@ -426,6 +426,24 @@ def half_x0_overflow() -> bool:
     return bool((~torch.isfinite(got)).any()) and bool(np.all(np.abs(want) < 65504))
 
 
+def half_sigma_eps_overflow() -> bool:
+    print("  config     EulerDiscreteScheduler(squaredcos_cap_v2, T=1000, trailing, epsilon), S=10, step 0, "
+          "float16 latents: x_vp = 3, ε̂ = 4")
+    s = EulerDiscreteScheduler(beta_schedule="squaredcos_cap_v2", timestep_spacing="trailing",
+                               prediction_type="epsilon")
+    s.set_timesteps(10)
+    sig, sig_n = s.sigmas[0].item(), s.sigmas[1].item()
+    x = torch.full((1, 4), 3.0 * math.sqrt(sig * sig + 1)).half()
+    eps = torch.full((1, 4), 4.0).half()
+    s.scale_model_input(x, s.timesteps[0])
+    got = s.step(eps, s.timesteps[0], x).prev_sample
+    _show("diffusers", f"σ = {sig:.6g}: x = {x[0, 0].item()} (in range), σ·ε̂ = {sig * 4:.6g} formed in float16 -> "
+          f"x_next = {got.tolist()}")
+    want = reference.euler_step(_f64(x), _f64(eps), prediction_type="epsilon", sigma=sig, sigma_next=sig_n)
+    _show("oracle", f"x̂₀ = x - σ·ε̂ = {_f64(x)[0, 0] - sig * 4:.6g}; x_next = {np.round(want, 3).tolist()}")
+    return bool((~torch.isfinite(got)).all()) and bool(np.all(np.abs(want) < 65504))
+
+
 REPROS = {
     "float32-alphas-cumprod-underflow": float32_alphas_cumprod_underflow,
     "trailing-extra-step": trailing_extra_step,
@@ -447,6 +465,7 @@ REPROS = {
     "lcm-origin-steps-miss-T": lcm_origin_steps_miss_T,
     "rescale-noise-cfg-zero-std": rescale_noise_cfg_zero_std,
     "half-x0-overflow": half_x0_overflow,
+    "half-sigma-eps-overflow": half_sigma_eps_overflow,
 }
 
 

@@ -49,6 +49,9 @@ def _reproduce(impl, dev):
         cfg = dev.example
         target = impl if cfg.sampler in SAMPLERS else checks.GenericImplementation(impl, cfg.sampler)
         x, out, pv = _inputs(cfg)
+        # an example may fix the (VP-scaled) state and the model output, where its size matters
+        x = np.full(SHAPE, dev.example_args["x"]) if "x" in dev.example_args else x
+        out = np.full(SHAPE, dev.example_args["model_output"]) if "model_output" in dev.example_args else out
         i = dev.example_args.get("step_index", 0)
         runs = {
             "schedule": lambda: checks.check_schedule(target, cfg),
