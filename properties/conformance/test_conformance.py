@@ -67,9 +67,14 @@ def step_cases(draw, sampler, **kw):
 
 
 def _step_examples(sampler):
+    # the last: a large step from σ_max = 20291 (cosine, T = 1000) with ε̂ = 4, where σ·ε̂ and x̂₀
+    # leave float16's range although the result does not
+    steep = SamplerConfig(sampler, num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2", rescale=False,
+                          spacing="trailing", num_inference_steps=10, prediction_type="epsilon")
     return [(cfg, 0, _ones(), _ones(0.5), 0, None) for cfg in _edge_configs(sampler)
             if not (cfg.prediction_type == "epsilon" and cfg.rescale)] + \
-           [(SamplerConfig(sampler, num_train_timesteps=20, num_inference_steps=20), 19, _ones(), _ones(0.5), 1, None)]
+           [(SamplerConfig(sampler, num_train_timesteps=20, num_inference_steps=20), 19, _ones(), _ones(0.5), 1, None),
+            (steep, 0, _ones(3.0), _ones(4.0), 0, None)]
 
 
 @st.composite
