@@ -96,13 +96,21 @@ def _floor_above_previous(c: SamplerConfig) -> bool:
 
 
 def _floor_breaks_first_step(c: SamplerConfig) -> bool:
-    # ... and the first step goes from the floor up to a σ above it: the second scheduled timestep's ᾱ
-    # is below the floor too
-    if not _floor_above_previous(c) or c.num_inference_steps < 2:
+    # ... and the first step goes from the floor up to a σ at or above it: σ at the second timestep,
+    # where the Euler schedulers place it (fractional for linspace) and interpolated from the floored
+    # schedule, reaches the floor's σ (within float32 rounding of both)
+    # (log_linear σ are log-spaced between σ_min and σ_max, whatever the timesteps: never up)
+    if not c.rescale or c.num_train_timesteps < 2 or c.num_inference_steps < 2 \
+            or c.option("interpolation_type", "linear") == "log_linear":
         return False
-    sched = make_schedule(c.beta_schedule, c.num_train_timesteps, c.beta_start, c.beta_end, rescale=True)
-    ts = oracle_timesteps(c.spacing, c.num_train_timesteps, c.num_inference_steps, c.steps_offset)
-    return bool(ts[0] == c.num_train_timesteps - 1 and sched.alphas_cumprod[ts[1]] < 2.0**-24)
+    abar = make_schedule(c.beta_schedule, c.num_train_timesteps, c.beta_start, c.beta_end,
+                         rescale=True).alphas_cumprod.copy()
+    abar[-1] = DIFFUSERS_EULER_FLOOR
+    ts = fractional_timesteps(c.spacing, c.num_train_timesteps, c.num_inference_steps, c.steps_offset)
+    if ts[0] != c.num_train_timesteps - 1:
+        return False
+    sig = np.interp(ts[:2], np.arange(abar.size), np.sqrt((1 - abar) / abar))  # diffusers' linear σ(t)
+    return bool(sig[1] >= sig[0] * (1 - 8 * 2.0**-24))
 
 
 def _ancestral_down_cancels(c: SamplerConfig) -> bool:
@@ -208,8 +216,9 @@ DEVIATIONS = [
         "euler-floor-first-step-up", ("step", "finite_at_T", "loop"),
         ("euler", "euler_ancestral", "EulerDiscreteScheduler", "EulerAncestralDiscreteScheduler"),
         _floor_breaks_first_step,
-        "... and when the second scheduled timestep's ᾱ is below the floor as well, the first step goes "
-        "up in σ (4096 → 5384.6 for the example): Euler ancestral's σ_up radicand "
+        "... and when σ at the second scheduled timestep (fractional for linspace, interpolated) is at "
+        "or above the floor's as well, the first step goes up in σ (4096 → 5384.6 for the example; "
+        "by 0.01 for linear β, rescale, linspace S = 266): Euler ancestral's σ_up radicand "
         "σ_next²(σ² - σ_next²)/σ² turns negative (NaN), and Euler steps away from the data.",
         "https://github.com/huggingface/diffusers/pull/6024",
         SamplerConfig("euler_ancestral", beta_schedule="linear", beta_start=0.0078125, beta_end=0.03125),

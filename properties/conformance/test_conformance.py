@@ -74,7 +74,10 @@ def _step_examples(sampler):
     return [(cfg, 0, _ones(), _ones(0.5), 0, None) for cfg in _edge_configs(sampler)
             if not (cfg.prediction_type == "epsilon" and cfg.rescale)] + \
            [(SamplerConfig(sampler, num_train_timesteps=20, num_inference_steps=20), 19, _ones(), _ones(0.5), 1, None),
-            (steep, 0, _ones(3.0), _ones(4.0), 0, None)]
+            (steep, 0, _ones(3.0), _ones(4.0), 0, None),
+            # Euler's floored σ_T = 4096 and σ at the fractional second timestep 995.23 (4096.01)
+            (SamplerConfig(sampler, beta_schedule="linear", beta_start=1e-4, beta_end=0.02, spacing="linspace",
+                           num_inference_steps=266), 0, _ones(), _ones(0.5), 0, None)]
 
 
 @st.composite
