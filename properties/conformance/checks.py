@@ -206,6 +206,9 @@ def check_chaining(impl, cfg: SamplerConfig, record: Record | None = None, shape
             continue  # x̂₀ undefined; the finite-at-T property covers this step
         a_next = expected.vp_levels(cfg, abar, i)[1] if i < ts.size else 1.0
         assert not (math.isnan(a_t) or math.isnan(a_next)), f"the implementation's ᾱ at step {i} is NaN. {ctx}"
+        # (a float32 ᾱ that underflowed to 0 before t = T-1 lands a step on pure noise)
+        assert a_next > 0.0 and a_next >= a_t, \
+            f"the implementation's levels for step {i} are not a denoising step: ᾱ {a_t!r} -> {a_next!r}. {ctx}"
         with_signal, args_a = _probe(cfg, smp, i, a_t, 1.0, seed=i, shape=shape)
         without, args_b = _probe(cfg, smp, i, a_t, 0.0, seed=i, shape=shape)
         landed = with_signal - without  # same seed: the noise cancels, √ᾱ_landing remains

@@ -36,6 +36,13 @@ def _edge_configs(sampler: str) -> list[SamplerConfig]:
     return out
 
 
+def _underflow(sampler: str) -> SamplerConfig:
+    """A schedule whose float32 ᾱ underflows to 0 well before t = T-1 (steps would land on ᾱ = 0)."""
+    return SamplerConfig(sampler, num_train_timesteps=4000, beta_schedule="linear", beta_start=0.0078125,
+                         beta_end=0.046875, rescale=False, spacing="linspace", num_inference_steps=30,
+                         prediction_type="sample")
+
+
 _run = checks.run_check
 
 
@@ -150,8 +157,8 @@ for _s in SAMPLERS:
     _tests = [
         ("schedule", zst.sampler_configs(_s), _edges, _schedule),
         ("step", step_cases(_s), _step_examples(_s), _step),
-        ("chaining", zst.sampler_configs(_s, max_S=30), [c for c in _edges if c.num_inference_steps <= 30],
-         _chaining),
+        ("chaining", zst.sampler_configs(_s, max_S=30), [c for c in _edges if c.num_inference_steps <= 30]
+         + [_underflow(_s)], _chaining),
         ("zero_snr", zst.sampler_configs(_s, rescale=True), _zero, _zero_snr),
         ("starts_at_T", zst.sampler_configs(_s, spacing="trailing"), _zero, _starts_at_T),
         ("finite_at_T", step_cases(_s, rescale=True, spacing="trailing"),
