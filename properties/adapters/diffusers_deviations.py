@@ -22,7 +22,7 @@ from ..deviations import NON_FINITE, Deviation
 
 SRC = "https://github.com/huggingface/diffusers/blob/main/src/diffusers/schedulers/"
 #: a floored ᾱ_T shows as SNR(T) > 0 or a finite σ_T (zero_snr), or as ᾱ / σ off the oracle (schedule)
-FLOOR_SYMPTOM = r"SNR\(T\) = |not inf|^alphas_cumprod|^sigmas"
+FLOOR_SYMPTOM = r"SNR\(T\) = |not inf|^alphas_cumprod: \d+ of|^sigmas: \d+ of"
 ALL = ("ddpm", "ddim", "euler", "euler_ancestral")
 
 
