@@ -37,7 +37,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
 
-import reference as ref
 from benchmarks._common import (
     fmt_err,
     linear_terms_scale,
@@ -45,34 +44,16 @@ from benchmarks._common import (
     normalised_rel_error,
     unit_roundoff,
 )
-from benchmarks.impl_accuracy import _torch, is_ve, make_scheduler, oracle_schedule
-
-SAMPLERS = ("ddpm", "ddim_eta0", "ddim_eta1", "euler", "euler_ancestral")
-DTYPES = ("float32", "float16", "bfloat16")
-
-
-def _oracle_step(sampler, orc, t_cur, t_next, T, S):
-    """(oracle step f(x, m[, z]), whether it takes noise) for the step t_cur -> t_next."""
-    abar = orc.alphas_cumprod
-    pt = {"prediction_type": "v_prediction"}
-    if is_ve(sampler):
-        sig = float(ref.sigma_at(orc, np.array([t_cur]))[0])
-        sig_n = float(ref.sigma_at(orc, np.array([t_next]))[0]) if t_next >= 0 else 0.0
-        if sampler == "euler":
-            return (lambda x, m: ref.euler_step(x, m, sigma=sig, sigma_next=sig_n, **pt)), False
-        return (lambda x, m, z: ref.euler_ancestral_step(x, m, sigma=sig, sigma_next=sig_n, eta=1.0,
-                                                         noise=z, **pt)), True
-    a_t = float(abar[t_cur])
-    if sampler == "ddpm":
-        a_p = float(abar[t_next]) if t_next >= 0 else 1.0
-        return (lambda x, m, z: ref.ddpm_step(x, m, alpha_bar_t=a_t, alpha_bar_prev=a_p, noise=z, **pt)), True
-    prev = t_cur - T // S  # diffusers' DDIM stride rule
-    a_p = float(abar[prev]) if prev >= 0 else 1.0
-    eta = 1.0 if sampler == "ddim_eta1" else 0.0
-    if eta == 0:
-        return (lambda x, m: ref.ddim_step(x, m, alpha_bar_t=a_t, alpha_bar_prev=a_p, eta=0.0, **pt)), False
-    return (lambda x, m, z: ref.ddim_step(x, m, alpha_bar_t=a_t, alpha_bar_prev=a_p, eta=eta, noise=z,
-                                          **pt)), True
+from benchmarks.impl_accuracy import (
+    DTYPES,
+    SAMPLERS,
+    _torch,
+    diffusers_step,
+    is_ve,
+    make_scheduler,
+    oracle_schedule,
+    oracle_step,
+)
 
 
 def check_loop(sampler: str, dtype: str, S: int, shape, device: str, T: int = 1000, seed: int = 0) -> dict:
@@ -98,23 +79,14 @@ def check_loop(sampler: str, dtype: str, S: int, shape, device: str, T: int = 10
         tn = round(float(ts[i + 1])) if i + 1 < S else -1
         s_seed = seed * 100003 + i
         z = torch.randn(shape, generator=torch.Generator().manual_seed(s_seed), dtype=tdt)
-        gen = torch.Generator().manual_seed(s_seed)
-        if sampler.startswith("ddim"):
-            eta = 1.0 if sampler == "ddim_eta1" else 0.0
-            out = sch.step(mo, int(t), sample, eta=eta, generator=gen if eta > 0 else None).prev_sample
-        elif sampler == "ddpm":
-            out = sch.step(mo, int(t), sample, generator=gen).prev_sample
-        elif sampler == "euler":
-            out = sch.step(mo, sch.timesteps[i], sample).prev_sample
-        else:
-            out = sch.step(mo, sch.timesteps[i], sample, generator=gen).prev_sample
+        out = diffusers_step(sch, sampler, i, mo, sample, torch.Generator().manual_seed(s_seed))
         if device != "cpu" and torch.cuda.is_available():
             torch.cuda.synchronize()
         got = out.double().cpu().numpy()
         finite = bool(np.isfinite(got).all())
         if not finite and first_bad is None:
             first_bad = ti
-        f, noisy = _oracle_step(sampler, orc, ti, tn, T, S)
+        f, noisy = oracle_step(sampler, orc, ti, tn, T, S)
         inputs = {"x": sample.double().cpu().numpy(), "m": mo.double().cpu().numpy()}
         if noisy:
             inputs["z"] = z.double().numpy()

@@ -119,6 +119,46 @@ def _ve_sigma(orc: ref.Schedule, t: float) -> float:
     return float(ref.sigma_at(orc, np.array([t]))[0])
 
 
+def oracle_step(sampler: str, orc: ref.Schedule, t_cur: int, t_next: int, T: int, S: int):
+    """(f(x, m[, z]), whether f takes noise): the oracle's step from training timestep t_cur to
+    t_next (< 0: the last step, to clean data), v-prediction, at the levels diffusers uses (DDIM:
+    t - T//S, diffusers' stride rule, exact for T divisible by S; DDPM: the next scheduled t)."""
+    pt = {"prediction_type": "v_prediction"}
+    if is_ve(sampler):
+        sig = _ve_sigma(orc, t_cur)
+        sig_n = _ve_sigma(orc, t_next) if t_next >= 0 else 0.0
+        if sampler == "euler":
+            return (lambda x, m: ref.euler_step(x, m, sigma=sig, sigma_next=sig_n, **pt)), False
+        return (lambda x, m, z: ref.euler_ancestral_step(x, m, sigma=sig, sigma_next=sig_n, eta=1.0,
+                                                         noise=z, **pt)), True
+    abar = orc.alphas_cumprod
+    a_t = float(abar[t_cur])
+    if sampler == "ddpm":
+        a_p = float(abar[t_next]) if t_next >= 0 else 1.0
+        return (lambda x, m, z: ref.ddpm_step(x, m, alpha_bar_t=a_t, alpha_bar_prev=a_p, noise=z,
+                                              variance_type="fixed_small", **pt)), True
+    prev = t_cur - T // S
+    a_p = float(abar[prev]) if prev >= 0 else 1.0
+    if sampler == "ddim_eta0":
+        return (lambda x, m: ref.ddim_step(x, m, alpha_bar_t=a_t, alpha_bar_prev=a_p, eta=0.0, **pt)), False
+    return (lambda x, m, z: ref.ddim_step(x, m, alpha_bar_t=a_t, alpha_bar_prev=a_p, eta=1.0, noise=z,
+                                          **pt)), True
+
+
+def diffusers_step(sch, sampler: str, i: int, model_output, sample, generator):
+    """diffusers' ``step()`` i of ``sch`` as a pipeline calls it (DDIM with η = 0 or 1 from the
+    sampler name; the generator only where the step draws noise); returns prev_sample."""
+    t = sch.timesteps[i]
+    if sampler.startswith("ddim"):
+        eta = 1.0 if sampler == "ddim_eta1" else 0.0
+        return sch.step(model_output, int(t), sample, eta=eta, generator=generator if eta > 0 else None).prev_sample
+    if sampler == "ddpm":
+        return sch.step(model_output, int(t), sample, generator=generator).prev_sample
+    if sampler == "euler":
+        return sch.step(model_output, t, sample).prev_sample
+    return sch.step(model_output, t, sample, generator=generator).prev_sample
+
+
 def step_errors(sampler: str, rescale: bool, dtype: str, num_inference_steps: int, T: int = 1000,
                 shape=(1, 4, 8, 8), seed: int = 0) -> StepErrors:
     """One diffusers ``step()`` at each scheduled timestep (fresh random inputs each), against the
@@ -133,7 +173,6 @@ def step_errors(sampler: str, rescale: bool, dtype: str, num_inference_steps: in
     orc = oracle_schedule(sampler, rescale, T)
     abar = orc.alphas_cumprod
     ts = sch.timesteps.numpy()
-    eta = 1.0 if sampler == "ddim_eta1" else 0.0
     errs = np.empty(S)
     for i, t in enumerate(ts):
         ti = round(float(t))
@@ -144,45 +183,18 @@ def step_errors(sampler: str, rescale: bool, dtype: str, num_inference_steps: in
         s_seed = seed * 100003 + i
         gen = torch.Generator().manual_seed(s_seed)
         z = torch.randn(shape, generator=torch.Generator().manual_seed(s_seed), dtype=tdt)
-        z64 = z.double().numpy()
         if is_ve(sampler):
             sig = _ve_sigma(orc, ti)
-            sig_next = _ve_sigma(orc, round(float(ts[i + 1]))) if i + 1 < S else 0.0
             sample = x_t * math.sqrt(sig * sig + 1.0)
         else:
             sample = x_t
         s_t = torch.from_numpy(sample).to(tdt)
         m_t = torch.from_numpy(mo).to(tdt)
-        x_in, m_in = s_t.double().numpy(), m_t.double().numpy()
-        if sampler == "ddpm":
-            prev = int(ts[i + 1]) if i + 1 < S else -1
-            a_p = float(abar[prev]) if prev >= 0 else 1.0
-
-            def oracle(x, m, z=None, a_t=a_t, a_p=a_p):
-                return ref.ddpm_step(x, m, prediction_type="v_prediction", alpha_bar_t=a_t,
-                                     alpha_bar_prev=a_p, noise=z, variance_type="fixed_small")
-            out = sch.step(m_t, int(t), s_t, generator=gen).prev_sample
-            inputs = {"x": x_in, "m": m_in, "z": z64}
-        elif sampler.startswith("ddim"):
-            prev = ti - T // S  # diffusers' DDIM stride rule (exact for T divisible by S)
-            a_p = float(abar[prev]) if prev >= 0 else 1.0
-
-            def oracle(x, m, z=None, a_t=a_t, a_p=a_p):
-                return ref.ddim_step(x, m, prediction_type="v_prediction", alpha_bar_t=a_t,
-                                     alpha_bar_prev=a_p, eta=eta, noise=z)
-            out = sch.step(m_t, int(t), s_t, eta=eta, generator=gen if eta > 0 else None).prev_sample
-            inputs = {"x": x_in, "m": m_in, "z": z64} if eta > 0 else {"x": x_in, "m": m_in}
-        elif sampler == "euler":
-            def oracle(x, m, sig=sig, sig_next=sig_next):
-                return ref.euler_step(x, m, prediction_type="v_prediction", sigma=sig, sigma_next=sig_next)
-            out = sch.step(m_t, sch.timesteps[i], s_t).prev_sample
-            inputs = {"x": x_in, "m": m_in}
-        else:
-            def oracle(x, m, z=None, sig=sig, sig_next=sig_next):
-                return ref.euler_ancestral_step(x, m, prediction_type="v_prediction", sigma=sig,
-                                                sigma_next=sig_next, eta=1.0, noise=z)
-            out = sch.step(m_t, sch.timesteps[i], s_t, generator=gen).prev_sample
-            inputs = {"x": x_in, "m": m_in, "z": z64}
+        oracle, noisy = oracle_step(sampler, orc, ti, round(float(ts[i + 1])) if i + 1 < S else -1, T, S)
+        out = diffusers_step(sch, sampler, i, m_t, s_t, gen)
+        inputs = {"x": s_t.double().numpy(), "m": m_t.double().numpy()}
+        if noisy:
+            inputs["z"] = z.double().numpy()
         want = oracle(**inputs)
         scale = linear_terms_scale(oracle, inputs)
         errs[i] = normalised_rel_error(out.double().numpy(), want, scale)
