@@ -291,12 +291,16 @@ def check_loop(impl, cfg: SamplerConfig, mean, var, x_T, seed: int, record: Reco
     S = len(smp.timesteps)
     q = impl.quantize
     denoiser = ref.gaussian_denoiser(mean, var, cfg.prediction_type)
+
+    def scale(k):  # the implementation's state scale at its k-th level (VE: √(σ_k²+1); VP: 1)
+        return _state_scale(cfg, (smp.sigmas[k],)) if cfg.sampler in VE else 1.0
+
     if cfg.sampler in VE:
         assert smp.sigmas.size == S + 1, f"{smp.sigmas.size} sigmas for {S} timesteps (need S+1). config: {cfg}"
         levels = ref.alpha_bars_from_sigmas(smp.sigmas)
         _require_representable(impl, f"the initial state x_T·√(σ_max² + 1) (σ_max = {smp.sigmas[0]:.6g})",
-                               x_T, math.sqrt(smp.sigmas[0] ** 2 + 1.0))
-        x = q(np.asarray(x_T) * math.sqrt(smp.sigmas[0] ** 2 + 1.0))
+                               x_T, scale(0))
+        x = q(np.asarray(x_T) * scale(0))
     else:
         ts = expected.timesteps(cfg).astype(int)
         assert S == ts.size, f"{S} timesteps, expected S = {ts.size}. config: {cfg}"
@@ -305,7 +309,7 @@ def check_loop(impl, cfg: SamplerConfig, mean, var, x_T, seed: int, record: Reco
         x = q(x_T)
     ok = np.all(~np.isnan(levels)) and np.all(np.diff(levels) >= 0)
     assert ok, f"the implementation's levels are not a denoising sequence (ᾱ: {levels[:4]}...). config: {cfg}"
-    x_start = x / math.sqrt(smp.sigmas[0] ** 2 + 1.0) if cfg.sampler in VE else x
+    x_start = x / scale(0) if cfg.sampler in VE else x
     options = {k: v for k, v in cfg.options if k in ref.loop.SAMPLER_OPTIONS[cfg.sampler]}
     noise = []
     for i in range(S):
@@ -323,12 +327,11 @@ def check_loop(impl, cfg: SamplerConfig, mean, var, x_T, seed: int, record: Reco
                 truth = ref.step_map(cfg.sampler, denoiser, prediction_type=cfg.prediction_type,
                                      alpha_bar=levels[k], alpha_bar_next=levels[k + 1],
                                      num_inference_steps=S, **options)(truth, noise[k])
-            scale = math.sqrt(smp.sigmas[i + 1] ** 2 + 1.0) if cfg.sampler in VE else 1.0
-            _require_representable(impl, f"the exact state after step {i}", truth, scale)
+            _require_representable(impl, f"the exact state after step {i}", truth, scale(i + 1))
         assert not bad.any(), (f"the implementation's state is not finite after step {i} of {S} "
                                f"(t={smp.timesteps[i]:g}): {int(bad.sum())} NaN/inf. config: {cfg}")
     if cfg.sampler in VE:  # the VE state at the final σ (0, or σ_min) as the VP sample
-        x = x / math.sqrt(smp.sigmas[-1] ** 2 + 1.0)
+        x = x / scale(-1)
     want, path = ref.sample_loop(denoiser, x_start, sampler=cfg.sampler, prediction_type=cfg.prediction_type,
                                  alpha_bars=levels, noise=np.stack(noise), return_trajectory=True, **options)
     tol = np.zeros(np.shape(want))
