@@ -113,13 +113,19 @@ def _floor_breaks_first_step(c: SamplerConfig) -> bool:
     return bool(sig[1] >= sig[0] * (1 - 8 * 2.0**-24))
 
 
-def _ancestral_down_cancels(c: SamplerConfig) -> bool:
-    # diffusers' σ_down = (σ_to² - σ_up²)^0.5 with σ_up² = σ_to²(σ_from² - σ_to²)/σ_from²: the difference
-    # is σ_to⁴/σ_from², relative error ~u·(σ_from/σ_to)²; flag steps where that exceeds 1000 u
+def _floored_euler_sigmas(c: SamplerConfig) -> np.ndarray:
+    """The oracle's Euler σ of the configuration, σ = inf replaced by diffusers' floor (σ_T = 4096)."""
     sched = make_schedule(c.beta_schedule, c.num_train_timesteps, c.beta_start, c.beta_end, rescale=c.rescale)
     sig = euler_sigmas(sched, fractional_timesteps(c.spacing, c.num_train_timesteps, c.num_inference_steps,
                                                    c.steps_offset))
-    sig[np.isinf(sig)] = 1.0 / DIFFUSERS_EULER_FLOOR ** 0.5  # diffusers' floor: σ_T ≈ 4096
+    sig[np.isinf(sig)] = 1.0 / DIFFUSERS_EULER_FLOOR ** 0.5
+    return sig
+
+
+def _ancestral_down_cancels(c: SamplerConfig) -> bool:
+    # diffusers' σ_down = (σ_to² - σ_up²)^0.5 with σ_up² = σ_to²(σ_from² - σ_to²)/σ_from²: the difference
+    # is σ_to⁴/σ_from², relative error ~u·(σ_from/σ_to)²; flag steps where that exceeds 1000 u
+    sig = _floored_euler_sigmas(c)
     q = sig[1:] / sig[:-1]
     return bool(np.any((q > 0) & (q * q < 1e-3)))
 
@@ -278,12 +284,7 @@ def _half_x0_overflow(c: SamplerConfig) -> bool:
 
 def _half_sigma_eps_overflow(c: SamplerConfig) -> bool:
     # σ·ε̂ formed in float16: beyond 65504 for |ε̂| >= 16 once σ >= 4096 (diffusers' floored σ_T is 4096)
-    if c.prediction_type != "epsilon":
-        return False
-    sched = make_schedule(c.beta_schedule, c.num_train_timesteps, c.beta_start, c.beta_end, rescale=c.rescale)
-    sig = euler_sigmas(sched, fractional_timesteps(c.spacing, c.num_train_timesteps, c.num_inference_steps,
-                                                   c.steps_offset))
-    return bool(np.max(sig) >= 4096.0)
+    return c.prediction_type == "epsilon" and bool(np.max(_floored_euler_sigmas(c)) >= 4096.0)
 
 
 #: deviations that show only in half precision
