@@ -9,7 +9,14 @@ gold standard in your own tests::
 from .gaussian import gaussian_denoiser, optimal_x0, sampler_moments, terminal_marginal
 from .guidance import classifier_free_guidance, guided_prediction, per_sample_std, rescale_guidance
 from .loop import SAMPLERS, alpha_bars_from_sigmas, loop_alpha_bars, sample_loop, step_map
-from .parameterization import PREDICTION_TYPES, add_noise, convert, predict_x0_and_eps, velocity
+from .parameterization import (
+    PREDICTION_TYPES,
+    EpsilonAtZeroSNR,
+    add_noise,
+    convert,
+    predict_x0_and_eps,
+    velocity,
+)
 from .samplers import (
     VARIANCE_TYPES,
     ancestral_sigmas,
@@ -52,6 +59,7 @@ __all__ = [
     "SAMPLERS",
     "SPACINGS",
     "VARIANCE_TYPES",
+    "EpsilonAtZeroSNR",
     "Schedule",
     "add_noise",
     "alpha_bars_from_sigmas",

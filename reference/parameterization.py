@@ -16,6 +16,12 @@ from . import _checks
 PREDICTION_TYPES = ("epsilon", "sample", "v_prediction")
 
 
+class EpsilonAtZeroSNR(ValueError):
+    """ε-prediction at ᾱ = 0 (zero SNR): x̂₀ = (x_t - σ·ε)/α divides by α = 0 and x_t carries no
+    information about x₀ (paper Sec. 3.2). A subclass of ValueError, so callers can tell this
+    refusal from bad input by type."""
+
+
 def _scales(alpha_bar) -> tuple[np.ndarray, np.ndarray]:
     abar = _checks.array("alpha_bar", alpha_bar)
     _checks.in_range("alpha_bar", abar, 0.0, 1.0)
@@ -35,7 +41,7 @@ def _inputs(x_t, model_output, alpha_bar):
 def predict_x0_and_eps(x_t, model_output, prediction_type: str, alpha_bar):
     """(x̂₀, ε̂) implied by a model output at noise level ᾱ.
 
-    Raises ``ValueError`` for ε-prediction at ᾱ = 0 (zero SNR), where x_t holds no signal and
+    Raises :class:`EpsilonAtZeroSNR` (a ``ValueError``) for ε-prediction at ᾱ = 0 (zero SNR), where x_t holds no signal and
     x̂₀ = (x_t - σ·ε)/α divides by zero: zero terminal SNR needs v- or x₀-prediction (paper Sec. 3.2).
     Raises for x₀-prediction at ᾱ = 1 (σ = 0), where ε is undefined.
     """
@@ -45,7 +51,7 @@ def predict_x0_and_eps(x_t, model_output, prediction_type: str, alpha_bar):
         return alpha * x_t - sigma * out, sigma * x_t + alpha * out
     if prediction_type == "epsilon":
         if np.any(alpha == 0):
-            raise ValueError(
+            raise EpsilonAtZeroSNR(
                 "epsilon prediction is undefined at zero SNR (alpha_bar = 0): x_t carries no "
                 "information about x0, and x0 = (x_t - sigma*eps)/alpha divides by zero. A schedule "
                 "with zero terminal SNR needs prediction_type 'v_prediction' or 'sample'.")
