@@ -1,7 +1,8 @@
 """Accuracy of the float64 oracle against mpmath: worst and median ULP error per quantity.
 
 Run from the repository root: ``python -m benchmarks.oracle_accuracy`` (prints a Markdown table;
-T ∈ {1000, 4000}, every schedule, rescaled and not, plus 2000 seeded random step levels).
+T ∈ {1000, 4000}, every schedule, rescaled and not, plus 2000 seeded random step levels and 2000
+seeded training levels ᾱ for SNR and the loss weights).
 ``measure()`` returns the rows; ``main()`` prints them and returns the overall worst ULP error.
 log SNR is left out: it is ill-conditioned near SNR = 1 and is bounded in absolute terms
 (properties/oracle/test_precision.py).
@@ -13,14 +14,26 @@ import math
 
 import numpy as np
 
-from properties.oracle.mp import mp_ancestral, mp_ddim, mp_ddpm, mp_schedule, ulp_error
+from properties.oracle.mp import (
+    mp_ancestral,
+    mp_ddim,
+    mp_ddpm,
+    mp_loss_weight,
+    mp_schedule,
+    mp_snr,
+    ulp_error,
+)
 from reference import (
     BETA_SCHEDULES,
+    LOSS_WEIGHTINGS,
+    PREDICTION_TYPES,
     ancestral_sigmas,
     ddim_noise_scale,
     ddpm_step,
     ddpm_variance,
+    loss_weight,
     make_schedule,
+    snr,
 )
 
 SCHEDULE_QUANTITIES = ("betas", "alphas_cumprod", "one_minus_alphas_cumprod", "snr", "alpha",
@@ -70,9 +83,26 @@ def _step_errors(n: int = 2000, seed: int = 0) -> dict:
     return {k: np.array(v) for k, v in errs.items()}
 
 
+def _training_errors(n: int = 2000, seed: int = 0) -> dict:
+    """SNR and every loss weight (default γ, k) at n seeded ᾱ: log-uniform over [1e-300, 1),
+    uniform, and 1 - 2⁻ᵏ, plus ᾱ = 0 for the x₀ and v weights."""
+    rng = np.random.default_rng(seed)
+    abar = np.concatenate([10.0 ** rng.uniform(-300, 0, n // 2), rng.uniform(0, 1, n // 4),
+                           1.0 - 2.0 ** -rng.integers(1, 54, n - n // 2 - n // 4).astype(float), [0.0]])
+    abar = np.minimum(abar, 1.0 - 2.0**-53)
+    errs = {("training", "snr"): ulp_error(snr(abar), [mp_snr(a) for a in abar])}
+    for weighting in LOSS_WEIGHTINGS:
+        for p in PREDICTION_TYPES:
+            a = abar[abar > 0] if p == "epsilon" else abar
+            got = loss_weight(a, p, weighting)
+            errs[("training", f"{weighting} weight, {p} loss")] = ulp_error(
+                got, [mp_loss_weight(x, p, weighting, gamma={"min_snr": 5.0}.get(weighting, 1.0)) for x in a])
+    return errs
+
+
 def measure() -> list[tuple[str, str, float, float]]:
     """Rows (configuration, quantity, worst ULP, median ULP)."""
-    errs = {**_schedule_errors(), **_step_errors()}
+    errs = {**_schedule_errors(), **_step_errors(), **_training_errors()}
     return [(cfg, q, float(np.max(e)), float(np.median(e))) for (cfg, q), e in errs.items()]
 
 

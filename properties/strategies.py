@@ -293,3 +293,22 @@ def sampler_configs(draw, sampler: str, *, rescale=None, max_T: int = MAX_T, max
 def latents(shape=(2, 3, 2, 2), max_abs: float = 4.0):
     """Latents / model outputs / noise as float32-representable float64 arrays (4-D: B, C, H, W)."""
     return hnp.arrays(np.float64, shape, elements=st.floats(-max_abs, max_abs, width=32))
+
+
+# --- training side (properties/oracle/test_training.py) -----------------------------------------
+
+#: the loss weightings that take γ, and the ranges drawn for it
+TRAINING_GAMMAS = {"min_snr": (0.5, 20.0), "p2": (0.25, 2.0)}
+
+
+@st.composite
+def training_alpha_bars(draw, allow_zero: bool = True):
+    """ᾱ of a training level in [0, 1): weighted towards zero SNR, subnormal and tiny ᾱ, SNR = 1,
+    and ᾱ within a few ulps of 1 (σ² as small as 2⁻⁵³)."""
+    edges = [5e-324, 1e-310, 1e-300, 0.5, 1.0 - 2.0**-53, 1.0 - 2.0**-40]
+    choices = [st.sampled_from(edges), st.floats(1e-300, 1.0, exclude_max=True),
+               st.floats(-300.0, 0.0).map(lambda e: min(10.0**e, 1.0 - 2.0**-53)),
+               st.integers(1, 53).map(lambda k: 1.0 - 2.0**-k)]
+    if allow_zero:
+        choices.insert(0, st.just(0.0))
+    return draw(st.one_of(*choices))

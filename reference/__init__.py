@@ -50,11 +50,20 @@ from .spacing import (
     timesteps,
     to_paper_timesteps,
 )
+from .training import (
+    LOSS_WEIGHTINGS,
+    add_noise_sigma,
+    equivalent_loss_weight,
+    loss_weight,
+    snr,
+    training_target,
+)
 
 __all__ = [
     "BETA_SCHEDULES",
     "COMFYUI_FLOOR",
     "DIFFUSERS_EULER_FLOOR",
+    "LOSS_WEIGHTINGS",
     "PREDICTION_TYPES",
     "SAMPLERS",
     "SPACINGS",
@@ -62,6 +71,7 @@ __all__ = [
     "EpsilonAtZeroSNR",
     "Schedule",
     "add_noise",
+    "add_noise_sigma",
     "alpha_bars_from_sigmas",
     "ancestral_sigmas",
     "classifier_free_guidance",
@@ -70,6 +80,7 @@ __all__ = [
     "ddim_step",
     "ddpm_step",
     "ddpm_variance",
+    "equivalent_loss_weight",
     "euler_ancestral_step",
     "euler_churn",
     "euler_sigmas",
@@ -80,6 +91,7 @@ __all__ = [
     "guided_prediction",
     "karras_sigmas",
     "loop_alpha_bars",
+    "loss_weight",
     "make_betas",
     "make_schedule",
     "optimal_x0",
@@ -92,10 +104,12 @@ __all__ = [
     "sample_loop",
     "sampler_moments",
     "sigma_at",
+    "snr",
     "step_map",
     "terminal_marginal",
     "timesteps",
     "to_paper_timesteps",
+    "training_target",
     "velocity",
     "with_terminal_floor",
 ]

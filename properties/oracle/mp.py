@@ -274,3 +274,30 @@ def ulp_error(x, exact) -> np.ndarray:
         else:
             out[k] = float(abs(mpf(xv) - yv) / mpf(float(np.spacing(abs(float(yv))))))
     return out.reshape(xs.shape)
+
+
+# --- training side: SNR and loss weights, from their papers' definitions --------------------------
+
+
+def mp_snr(alpha_bar: float):
+    """SNR = ᾱ/(1-ᾱ) of an exact float ᾱ."""
+    a = _exact(alpha_bar)
+    return a / (1 - a)
+
+
+def mp_loss_weight(alpha_bar: float, prediction_type: str, weighting: str, gamma: float = 5.0,
+                   k: float = 1.0):
+    """The weight on the ε loss as each paper defines it from SNR (Min-SNR-γ: min(SNR, γ)/SNR;
+    debiased: 1/√SNR; P2: (k + SNR)^-γ; uniform: 1), carried to the x₀ loss by × SNR and to the v
+    loss by × SNR/(SNR + 1) (‖Δε‖² = SNR·‖Δx₀‖² = SNR/(SNR+1)·‖Δv‖²); a uniform weight is 1 on
+    each loss. At SNR 0 the x₀ and v weights are their limits (0)."""
+    s, g, kk = mp_snr(alpha_bar), _exact(gamma), _exact(k)
+    if weighting == "uniform":
+        return mpf(1)
+    if s == 0:
+        if prediction_type == "epsilon":
+            raise ValueError("the epsilon weight is undefined at SNR 0")
+        return mpf(0)
+    eps_weight = {"min_snr": lambda: min(s, g) / s, "debiased": lambda: 1 / _ctx.sqrt(s),
+                  "p2": lambda: (kk + s) ** (-g)}[weighting]()
+    return eps_weight * {"epsilon": 1, "sample": s, "v_prediction": s / (s + 1)}[prediction_type]
