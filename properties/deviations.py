@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from .contract import SamplerConfig
 
 PROPERTIES = ("schedule", "step", "chaining", "zero_snr", "starts_at_T", "finite_at_T", "loop",
-              "guidance", "generic")
+              "guidance", "generic", "add_noise", "add_noise_in_loop", "velocity", "training_snr", "min_snr")
 
 
 @dataclass(frozen=True)

@@ -312,3 +312,12 @@ def training_alpha_bars(draw, allow_zero: bool = True):
     if allow_zero:
         choices.insert(0, st.just(0.0))
     return draw(st.one_of(*choices))
+
+
+@st.composite
+def sample_shapes(draw, min_rank: int = 2, max_rank: int = 5):
+    """A sample's shape (batch, ...): rank 2 (tokens) to 5 (video latents), batch 1-4, each other
+    side 1-3 (implementations that assume 4-D latents fail on the others)."""
+    rank = draw(st.integers(min_rank, max_rank), label="rank")
+    batch = draw(st.integers(1, 4), label="batch")
+    return (batch, *draw(st.lists(st.integers(1, 3), min_size=rank - 1, max_size=rank - 1), label="sides"))

@@ -10,7 +10,9 @@ and ``pytest --pyargs properties --impl my_pkg.my_adapter:impl``.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
+import warnings
 
 import numpy as np
 import torch
@@ -43,6 +45,15 @@ def _default_classes():
 def _default_rescale_noise_cfg():
     from diffusers.guiders.guider_utils import rescale_noise_cfg
     return rescale_noise_cfg
+
+
+@contextlib.contextmanager
+def _implementation_warnings():
+    """diffusers' own deprecation notices, silenced around its calls only."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", FutureWarning)
+        yield
 
 
 def _f64(t) -> np.ndarray:
@@ -120,6 +131,53 @@ class DiffusersSampler:
                         device=self.impl.device, dtype=self.impl.torch_dtype)
         return _f64(prev), _f64(z)
 
+    # --- training side (optional contract methods, properties/conformance/training.py) ---------
+
+    def _timestep_tensor(self, t):
+        t = np.asarray(t, np.float64)
+        if self.state == "vp":
+            return torch.as_tensor(t.astype(np.int64), device=self.impl.device)
+        return torch.as_tensor(t, device=self.impl.device).to(self.scheduler.timesteps.dtype)
+
+    def add_noise(self, x0, eps, t):
+        """``scheduler.add_noise`` as training and img2img call it (no sampling begun)."""
+        self._set_timesteps()  # resets begin_index / step_index: the timestep-lookup path
+        with _implementation_warnings():
+            out = self.scheduler.add_noise(self._tensor(x0), self._tensor(eps), self._timestep_tensor(t))
+        return _f64(out)
+
+    def add_noise_in_loop(self, x0, eps, begin, steps_taken):
+        """``add_noise`` as diffusers' img2img / inpainting pipelines call it while sampling: begin
+        index set, ``steps_taken`` steps taken, then the timestep of the current step."""
+        s = self.scheduler
+        self._set_timesteps()
+        if hasattr(s, "set_begin_index"):
+            s.set_begin_index(begin)
+        shape = np.shape(x0)
+        zeros = self._tensor(np.zeros(shape))
+        sample = zeros
+        with _implementation_warnings():
+            # VP schedulers' add_noise reads no sampling state; the Euler family's reads step_index
+            for j in range(begin, begin + steps_taken) if self.state == "ve" else ():
+                t = s.timesteps[j]
+                if self.state == "ve":
+                    s.scale_model_input(sample, t)
+                kwargs = {"generator": torch.Generator(device=self.impl.device).manual_seed(j)} \
+                    if self._takes_generator else {}
+                sample = s.step(zeros, t, sample, return_dict=False, **kwargs)[0]
+            t_now = s.timesteps[begin + steps_taken].reshape(1).repeat(shape[0])
+            out = s.add_noise(self._tensor(x0), self._tensor(eps), t_now)
+        return _f64(out)
+
+    def velocity(self, x0, eps, t):
+        """``scheduler.get_velocity(sample, noise, timesteps)`` (the v target)."""
+        if not hasattr(self.scheduler, "get_velocity"):
+            raise Unsupported(f"{type(self.scheduler).__name__} has no get_velocity")
+        self._set_timesteps()
+        with _implementation_warnings():
+            out = self.scheduler.get_velocity(self._tensor(x0), self._tensor(eps), self._timestep_tensor(t))
+        return _f64(out)
+
 
 class DiffusersImplementation:
     """diffusers' DDPM, DDIM, Euler and Euler-ancestral schedulers and ``rescale_noise_cfg``.
@@ -154,11 +212,13 @@ class DiffusersImplementation:
                 GENERIC_DEVIATIONS,
                 GUIDANCE_DEVIATIONS,
                 HALF_DEVIATIONS,
+                TRAINING_DEVIATIONS,
             )
 
             replaced = {k for k, v in {"ddpm": ddpm, "ddim": ddim, "euler": euler,
                                            "euler_ancestral": euler_ancestral}.items() if v is not None}
-            deviations = [d for d in DEVIATIONS + HALF_DEVIATIONS if not set(d.samplers) <= replaced]
+            deviations = [d for d in DEVIATIONS + HALF_DEVIATIONS + TRAINING_DEVIATIONS
+                          if not set(d.samplers) <= replaced]
             deviations += [] if guidance_rescale is not None else GUIDANCE_DEVIATIONS
             deviations += GENERIC_DEVIATIONS
         self.deviations = list(deviations)
@@ -251,3 +311,35 @@ class DiffusersImplementation:
             except Exception as exc:  # noqa: BLE001 -- any constructor error: a configuration it rejects
                 raise Unsupported(f"{cls.__name__} rejects {config}: {type(exc).__name__}: {exc}") from None
         return build
+
+    # --- training side (optional contract methods, properties/conformance/training.py) ---------
+
+    def training_snr(self, config: SamplerConfig, t):
+        """``diffusers.training_utils.compute_snr`` of the configuration's scheduler."""
+        from diffusers.training_utils import compute_snr
+
+        smp = self.build(config)
+        return _f64(compute_snr(smp.scheduler, torch.as_tensor(np.asarray(t, np.int64))))
+
+    def min_snr_weights(self, config: SamplerConfig, t, gamma: float):
+        """The Min-SNR-γ loss weights exactly as diffusers' training examples apply them (e.g.
+        examples/text_to_image/train_text_to_image.py, ``--snr_gamma``)::
+
+            snr = compute_snr(noise_scheduler, timesteps)
+            mse_loss_weights = torch.stack([snr, args.snr_gamma * torch.ones_like(timesteps)], dim=1).min(dim=1)[0]
+            if noise_scheduler.config.prediction_type == "epsilon":
+                mse_loss_weights = mse_loss_weights / snr
+            elif noise_scheduler.config.prediction_type == "v_prediction":
+                mse_loss_weights = mse_loss_weights / (snr + 1)
+        """
+        from diffusers.training_utils import compute_snr
+
+        noise_scheduler = self.build(config).scheduler
+        timesteps = torch.as_tensor(np.asarray(t, np.int64))
+        snr = compute_snr(noise_scheduler, timesteps)
+        mse_loss_weights = torch.stack([snr, gamma * torch.ones_like(timesteps)], dim=1).min(dim=1)[0]
+        if noise_scheduler.config.prediction_type == "epsilon":
+            mse_loss_weights = mse_loss_weights / snr
+        elif noise_scheduler.config.prediction_type == "v_prediction":
+            mse_loss_weights = mse_loss_weights / (snr + 1)
+        return _f64(mse_loss_weights)

@@ -344,3 +344,23 @@ GUIDANCE_DEVIATIONS = [
         "zero std gives inf/NaN, even with guidance_rescale = 0 (0·inf = NaN).",
         "https://github.com/huggingface/diffusers/issues/13425", symptom=NON_FINITE),
 ]
+
+TRAINING_DEVIATIONS = [
+    Deviation(
+        "euler-get-velocity-step-index", ("velocity",), ("euler",), lambda c: True,
+        "EulerDiscreteScheduler.get_velocity (added in PR #7733) looks up the step index of each timestep "
+        "and then reads alphas_cumprod at that *step index*, a position in the inference schedule, instead "
+        "of at the timestep: trailing T = 1000, S = 10, t = 999 (step index 0) takes ᾱ_0 = 0.99915, so "
+        "v = 0.9996·ε - 0.0292·x₀ instead of 0.0683·ε - 0.9977·x₀. No upstream report found.",
+        SRC + "scheduling_euler_discrete.py (get_velocity: alphas_cumprod[step_indices])",
+        SamplerConfig("euler", rescale=False, spacing="trailing", num_inference_steps=10), {},
+        symptom=r"^v target"),
+    Deviation(
+        "min-snr-epsilon-zero-snr-nan", ("min_snr",), ("ddpm", "ddim"),
+        lambda c: c.rescale and c.prediction_type == "epsilon",
+        "diffusers' training examples weight the ε loss by min(SNR, γ)/SNR with SNR from compute_snr: at "
+        "t = T-1 of a zero-SNR schedule that is 0/0 = NaN, silently (the loss and the gradients become "
+        "NaN). The ε loss at SNR 0 is meaningless (paper Sec. 3.2): a zero-SNR schedule needs v or x₀.",
+        "https://github.com/TiankaiHang/Min-SNR-Diffusion-Training/issues/2",
+        SamplerConfig("ddpm", rescale=True, prediction_type="epsilon"), {}, symptom=NON_FINITE),
+]

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import reference as ref
-from properties.conformance import checks
+from properties.conformance import checks, training
 from properties.contract import SAMPLERS, SamplerConfig
 from properties.deviations import confirmed_in
 from properties.plugin import implementation
@@ -62,6 +62,9 @@ def _reproduce(impl, dev):
             "starts_at_T": lambda: checks.check_starts_at_T(target, cfg),
             "finite_at_T": lambda: checks.check_finite_at_T(target, cfg, x, out, 0, pv),
             "loop": lambda: checks.check_loop(target, cfg, np.full(SHAPE, 0.2), 0.25, x, 0),
+            "velocity": lambda: training.check_velocity(target, cfg, x, out, np.array([0, 1])),
+            "min_snr": lambda: training.check_min_snr_weights(target, cfg, np.array([cfg.num_train_timesteps - 1, 0]),
+                                                              5.0),
         }
     for prop in dev.properties:
         try:
