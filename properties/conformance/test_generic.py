@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from properties import strategies as zst
 from properties.conformance import checks
 from properties.contract import SamplerConfig, Unsupported
+from properties.report import run_recorded
 from properties.plugin import implementation
 
 SHAPE = (2, 3, 2, 2)
@@ -41,7 +42,8 @@ def _configs(name, spacing="trailing"):
         lambda c: SamplerConfig(name, *[getattr(c, f) for f in SamplerConfig.__dataclass_fields__][1:]))
 
 
-_run = checks.run_check
+def _run(check, gen, cfg, prop, record, *args):
+    run_recorded(check, gen, cfg, prop, record, *args, target=gen.name)
 
 
 def _property(prop):

@@ -1,0 +1,84 @@
+"""What a failure report says, built from the test's own record (never parsed from Hypothesis's
+output, whose wording differs between versions): the property, the sampler, the minimal
+configuration and inputs (the last call of the check: Hypothesis replays the shrunk example last),
+the worst point, and a snippet that reproduces the failure standalone."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def remember(record, check, cfg, args, target: str = "impl"):
+    """Note the call ``check(impl[, cfg], *args)`` in the record (a failure reports the last one)."""
+    record.last_call, record.worst_point = (check, target, cfg, args), None
+
+
+def run_recorded(check, impl, cfg, prop, record, *args, target: str = "impl"):
+    """checks.run_check, remembering the call: the report of a failure shows the last call (the
+    minimal example) and a snippet that reruns it."""
+    from .conformance import checks
+
+    remember(record, check, cfg, args, target)
+    checks.run_check(check, impl, cfg, prop, record, *args)
+
+
+def _literal(value) -> str:
+    """Python source that evaluates (with numpy as np) to ``value``."""
+    if isinstance(value, np.ndarray):
+        flat = [float(v) for v in value.ravel()]
+        if flat and all(v == flat[0] for v in flat):
+            return f"np.full({value.shape}, {flat[0]!r})"
+        return f"np.array({flat!r}).reshape{value.shape}"
+    if isinstance(value, np.generic):
+        return repr(value.item())
+    return repr(value)
+
+
+def encode_call(check, target: str, cfg, args) -> dict:
+    """A serialisable description of one call ``check(impl, cfg, *args)`` (for user_properties,
+    which pytest-xdist sends between processes)."""
+    return {"check": check.__name__, "target": target, "config": None if cfg is None else repr(cfg),
+            "args": [_literal(a) for a in args]}
+
+
+def snippet(call: dict, impl_spec: str, dtype: str | None, device: str | None) -> str:
+    """Copy-pasteable Python that reruns the failing check on the same configuration and inputs."""
+    opts = "".join(f", {k}={v!r}" for k, v in (("dtype", dtype), ("device", device)) if v)
+    impl = f"load_implementation({impl_spec!r}{opts})"
+    if call["target"] != "impl":
+        impl = f"checks.GenericImplementation({impl}, {call['target']!r})"
+    args = "".join(f", {a}" for a in call["args"])
+    lines = ["import numpy as np", "from properties.contract import SamplerConfig",
+             "from properties.conformance import checks", "from properties.plugin import load_implementation",
+             f"impl = {impl}"]
+    if call["config"] is not None:
+        lines.append(f"cfg = {call['config']}")
+        args = ", cfg" + args
+    return "\n".join(lines + [f"checks.{call['check']}(impl{args})  # raises AssertionError: the failure"])
+
+
+def worst_point_line(point: dict | None) -> str:
+    if not point:
+        return ""
+    return (f"worst point {point['what']} at index {point['index']}: got {point['actual']:.17g}, "
+            f"want {point['expected']:.17g}, |diff| = {point['diff']:.3e}, tol = {point['tol']:.3e}, "
+            f"|diff|/tol = {point['ratio']:.3g}")
+
+
+def summary(failure: dict) -> str:
+    """The short failure text: what failed, where, on what, and how to reproduce it."""
+    lines = [f"zsnr: property {failure.get('property')} of sampler {failure.get('sampler')} FAILED",
+             f"  {failure.get('error', '')}"]
+    call = failure.get("call")
+    if call:
+        if call["config"] is not None:
+            lines.append(f"  minimal configuration: {call['config']}")
+        if call["args"]:
+            lines.append(f"  inputs ({call['check']} after the configuration): " + ", ".join(
+                a if len(a) <= 80 else a[:77] + "..." for a in call["args"]))
+    if failure.get("worst_point"):
+        lines.append("  " + worst_point_line(failure["worst_point"]))
+    if failure.get("snippet"):
+        lines += ["  reproduce:", *("    " + ln for ln in failure["snippet"].splitlines())]
+    lines.append("  (full traceback: --tb=long)")
+    return "\n".join(lines)
