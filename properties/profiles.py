@@ -70,6 +70,14 @@ def apply(test, base: settings | None = None) -> None:
     test._hypothesis_internal_use_settings = base or active()
 
 
+try:
+    from hypothesis.internal.conjecture import providers as _providers
+    #: Hypothesis's own function (None where this Hypothesis has none)
+    HYPOTHESIS_LOCAL_CONSTANTS = getattr(_providers, "_get_local_constants", None)
+except ImportError:  # pragma: no cover
+    HYPOTHESIS_LOCAL_CONSTANTS = None
+
+
 @contextmanager
 def no_local_constants():
     """Run without Hypothesis's local constants.
