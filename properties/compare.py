@@ -18,6 +18,8 @@ class Record:
         self.last_call: tuple | None = None
         #: the worst point of the last failed comparison: what, index, actual, expected, diff, tol
         self.worst_point: dict | None = None
+        #: the last failing check call: {"call", "error", "worst_point"} (properties.report.recording)
+        self.failure: dict | None = None
 
     def error(self, value: float):
         if np.isfinite(value):

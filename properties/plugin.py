@@ -230,6 +230,11 @@ def pytest_itemcollected(item):
     if marker is not None:
         item.user_properties.append(("zsnr_property", marker.args[0]))
         item.user_properties.append(("zsnr_sampler", marker.args[1] if len(marker.args) > 1 else "-"))
+    dev_id = getattr(getattr(item, "callspec", None), "params", {}).get("deviation_id")
+    if dev_id is not None:
+        impl = implementation(item.config)
+        item.user_properties.append(("zsnr_deviation_id", dev_id))
+        item.user_properties.append(("zsnr_inherited", dev_id in getattr(impl, "inherited_deviations", ())))
 
 
 def pytest_collection_modifyitems(session, config, items):
@@ -266,13 +271,6 @@ def pytest_runtest_call(item):
         yield
 
 
-def _message(exc) -> str:
-    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
-        exc = exc.exceptions[-1]
-    text = str(exc) or type(exc).__name__
-    return f"{type(exc).__name__}: {text.splitlines()[0]}" + (" ..." if "\n" in text else "")
-
-
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield
@@ -281,14 +279,20 @@ def pytest_runtest_makereport(item, call):
     if call.when != "call" or not rep.failed or rec is None or call.excinfo is None:
         return
     spec, dtype, device = _impl_key(item.config)
+    seen = rec.failure or {"call": rec.last_call, "error": report.message(call.excinfo.value),
+                           "worst_point": rec.worst_point}
+    if rec.failure and isinstance(call.excinfo.value, guard.ImplementationTimeout):
+        seen = {"call": rec.last_call, "error": report.message(call.excinfo.value), "worst_point": None}
     failure = {"property": dict(item.user_properties).get("zsnr_property"),
                "sampler": dict(item.user_properties).get("zsnr_sampler"),
-               "error": _message(call.excinfo.value), "worst_point": rec.worst_point,
-               "call": report.encode_call(*rec.last_call) if rec.last_call else None}
+               "error": seen["error"], "worst_point": seen["worst_point"],
+               "call": report.encode_call(*seen["call"]) if seen["call"] else None}
+    if failure["property"] == "declared_deviation":
+        failure["sampler"] = dict(item.user_properties).get("zsnr_deviation_id", "-")
     if failure["call"]:
         if failure["sampler"] == "generic":
             failure["sampler"] = failure["call"]["target"]
-        failure["snippet"] = report.snippet(failure["call"], spec, dtype, device)
+        failure["snippet"] = report.snippet(failure["call"], spec, dtype, device, failure["error"])
     rep.user_properties.append(("zsnr_failure", failure))
     if item.config.getoption("tbstyle", "auto") == "auto":
         rep.longrepr = report.summary(failure)

@@ -5,21 +5,46 @@ the worst point, and a snippet that reproduces the failure standalone."""
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import numpy as np
 
 
-def remember(record, check, cfg, args, target: str = "impl"):
-    """Note the call ``check(impl[, cfg], *args)`` in the record (a failure reports the last one)."""
+def _control(exc) -> bool:
+    """Exceptions that are not failures: Hypothesis's rejection, pytest's skip."""
+    from hypothesis.errors import UnsatisfiedAssumption
+
+    return isinstance(exc, UnsatisfiedAssumption) or type(exc).__module__.startswith("_pytest")
+
+
+def message(exc) -> str:
+    """'Type: first line' of an exception (the last of a group)."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[-1]
+    text = str(exc) or type(exc).__name__
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" + (" ..." if "\n" in text else "")
+
+
+@contextmanager
+def recording(record, check, cfg, args, target: str = "impl"):
+    """Note the call ``check(impl[, cfg], *args)`` in the record; if it fails, keep it with its
+    message and worst point as the record's ``failure`` (the last failing call: after shrinking,
+    Hypothesis replays the minimal example last)."""
     record.last_call, record.worst_point = (check, target, cfg, args), None
+    try:
+        yield
+    except BaseException as exc:
+        if not _control(exc):
+            record.failure = {"call": record.last_call, "error": message(exc), "worst_point": record.worst_point}
+        raise
 
 
 def run_recorded(check, impl, cfg, prop, record, *args, target: str = "impl"):
-    """checks.run_check, remembering the call: the report of a failure shows the last call (the
-    minimal example) and a snippet that reruns it."""
+    """checks.run_check, recorded (see :func:`recording`)."""
     from .conformance import checks
 
-    remember(record, check, cfg, args, target)
-    checks.run_check(check, impl, cfg, prop, record, *args)
+    with recording(record, check, cfg, args, target):
+        checks.run_check(check, impl, cfg, prop, record, *args)
 
 
 def _literal(value) -> str:
@@ -41,20 +66,22 @@ def encode_call(check, target: str, cfg, args) -> dict:
             "args": [_literal(a) for a in args]}
 
 
-def snippet(call: dict, impl_spec: str, dtype: str | None, device: str | None) -> str:
+def snippet(call: dict, impl_spec: str, dtype: str | None, device: str | None, error: str = "") -> str:
     """Copy-pasteable Python that reruns the failing check on the same configuration and inputs."""
     opts = "".join(f", {k}={v!r}" for k, v in (("dtype", dtype), ("device", device)) if v)
-    impl = f"load_implementation({impl_spec!r}{opts})"
+    impl = f"Guarded(load_implementation({impl_spec!r}{opts}))"
     if call["target"] != "impl":
         impl = f"checks.GenericImplementation({impl}, {call['target']!r})"
     args = "".join(f", {a}" for a in call["args"])
     lines = ["import numpy as np", "from properties.contract import SamplerConfig",
-             "from properties.conformance import checks", "from properties.plugin import load_implementation",
+             "from properties.conformance import checks", "from properties.guard import Guarded",
+             "from properties.plugin import load_implementation",
              f"impl = {impl}"]
     if call["config"] is not None:
         lines.append(f"cfg = {call['config']}")
         args = ", cfg" + args
-    return "\n".join(lines + [f"checks.{call['check']}(impl{args})  # raises AssertionError: the failure"])
+    raises = error.split(":", 1)[0] or "AssertionError"
+    return "\n".join(lines + [f"checks.{call['check']}(impl{args})  # raises {raises}: the failure"])
 
 
 def worst_point_line(point: dict | None) -> str:

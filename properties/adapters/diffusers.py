@@ -5,11 +5,23 @@ A repository that subclasses or forks diffusers' schedulers tests its own classe
     from properties.adapters.diffusers import DiffusersImplementation
     impl = DiffusersImplementation(ddim=MyDDIMScheduler, guidance_rescale=my_rescale_noise_cfg)
 
-and ``pytest --pyargs properties --impl my_pkg.my_adapter:impl``.
+and ``pytest --pyargs properties.conformance --impl my_pkg.my_adapter:impl``. A replacement that
+subclasses diffusers' class inherits that class's declared deviations (the report says which
+still hold and which the subclass fixed); one that does not starts with none.
+
+Defaults differ from diffusers' in one place users compare: a configuration that leaves
+``beta_start`` / ``beta_end`` unset gets zsnr's default range (``reference.schedules.
+DEFAULT_BETA_RANGE``): Stable Diffusion's 0.00085..0.012 for ``scaled_linear``, where diffusers'
+own constructor default is DDPM's 0.0001..0.02 for every schedule. The adapter passes zsnr's range
+explicitly, so both sides compute the same schedule. ``DDIMScheduler(beta_schedule="scaled_linear")``
+built by hand is another schedule: at T = 1000, without rescale, its σ at t = T-1 is 36.91, while
+``reference.make_schedule("scaled_linear", 1000)`` gives 14.61.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import inspect
 
 import numpy as np
@@ -125,7 +137,9 @@ class DiffusersImplementation:
     """diffusers' DDPM, DDIM, Euler and Euler-ancestral schedulers and ``rescale_noise_cfg``.
 
     Pass replacement classes (same constructor and ``step`` as diffusers') to test your own:
-    ``DiffusersImplementation(ddim=MyDDIM, guidance_rescale=my_rescale)``. ``dtype`` is the dtype
+    ``DiffusersImplementation(ddim=MyDDIM, guidance_rescale=my_rescale)``. A replacement that
+    subclasses diffusers' class keeps its declared deviations (``subclassed``,
+    ``inherited_deviations``); any other replacement starts with none. ``dtype`` is the dtype
     of the latents and model outputs (float32, float16, bfloat16); ``device`` e.g. "cuda".
     ``deviations`` replaces the declared known deviations (default: diffusers' own, see
     :mod:`properties.adapters.diffusers_deviations`, kept for the samplers not replaced).
@@ -142,30 +156,62 @@ class DiffusersImplementation:
                  dtype: str = "float32", device: str = "cpu", deviations=None):
         if dtype not in _DTYPES:
             raise ValueError(f"dtype must be one of {tuple(_DTYPES)}; got {dtype!r}")
-        self.classes = _default_classes()
-        for key, cls in {"ddpm": ddpm, "ddim": ddim, "euler": euler, "euler_ancestral": euler_ancestral}.items():
-            if cls is not None:
-                self.classes[key] = cls
+        defaults = _default_classes()
+        self.classes = dict(defaults)
+        replacements = {"ddpm": ddpm, "ddim": ddim, "euler": euler, "euler_ancestral": euler_ancestral}
+        for key, cls in replacements.items():
+            if cls is None:
+                continue
+            if not inspect.isclass(cls):
+                raise TypeError(f"{key} must be a scheduler class (a replacement of diffusers' "
+                                f"{defaults[key].__name__}); got {cls!r}")
+            self.classes[key] = cls
+        #: samplers served by a subclass of diffusers' own class: sampler -> that class's name
+        self.subclassed = {k: defaults[k].__name__ for k, c in replacements.items()
+                           if c is not None and c is not defaults[k] and issubclass(c, defaults[k])}
+        replaced = {k for k, c in replacements.items() if c is not None and c is not defaults[k]} - set(self.subclassed)
         self._rescale = guidance_rescale or _default_rescale_noise_cfg()
+        #: ids of declared deviations kept because a replacement subclasses diffusers' class: their
+        #: example runs on the subclass (or every sampler they name is one), so an example that no
+        #: longer reproduces was fixed by the subclass
+        self.inherited_deviations: frozenset[str] = frozenset()
         if deviations is None:
-            # diffusers' own deviations, for the samplers still served by diffusers' own classes
-            from .diffusers_deviations import (
-                DEVIATIONS,
-                GENERIC_DEVIATIONS,
-                GUIDANCE_DEVIATIONS,
-                HALF_DEVIATIONS,
-            )
-
-            replaced = {k for k, v in {"ddpm": ddpm, "ddim": ddim, "euler": euler,
-                                           "euler_ancestral": euler_ancestral}.items() if v is not None}
-            deviations = [d for d in DEVIATIONS + HALF_DEVIATIONS if not set(d.samplers) <= replaced]
-            deviations += [] if guidance_rescale is not None else GUIDANCE_DEVIATIONS
-            deviations += GENERIC_DEVIATIONS
+            deviations = self._own_deviations(replaced, guidance_rescale is not None)
+        self.deviations = list(deviations)
         self.deviations = list(deviations)
         self.dtype, self.torch_dtype, self.device = dtype, _DTYPES[dtype], device
         info = torch.finfo(self.torch_dtype)
         self.unit_roundoff = float(info.eps) / 2
         self.smallest_subnormal = float(info.smallest_normal) * float(info.eps)
+
+    def _own_deviations(self, replaced: set, guidance_replaced: bool) -> list:
+        """diffusers' declared deviations for the samplers still served by diffusers' classes or by
+        subclasses of them (which inherit them); a replacement that is not a subclass starts with
+        none. A deviation is narrowed to the samplers it still applies to; one whose example's
+        sampler was replaced by a non-subclass keeps no example (its strict reproduction would run
+        on code it was not declared for)."""
+        from .diffusers_deviations import (
+            DEVIATIONS,
+            GENERIC_DEVIATIONS,
+            GUIDANCE_DEVIATIONS,
+            HALF_DEVIATIONS,
+        )
+
+        kept, inherited = [], set()
+        for d in DEVIATIONS + HALF_DEVIATIONS:
+            samplers = tuple(s for s in d.samplers if s not in replaced)
+            if not samplers:
+                continue
+            if samplers != d.samplers:
+                example = d.example if d.example is None or d.example.sampler in samplers else None
+                d = dataclasses.replace(d, samplers=samplers, example=example)
+            on_subclass = set(samplers) & set(self.subclassed)
+            if on_subclass and (set(samplers) <= set(self.subclassed)
+                                or (d.example is not None and d.example.sampler in self.subclassed)):
+                inherited.add(d.id)
+            kept.append(d)
+        self.inherited_deviations = frozenset(inherited)
+        return kept + ([] if guidance_replaced else list(GUIDANCE_DEVIATIONS)) + list(GENERIC_DEVIATIONS)
 
     def __repr__(self):
         names = ", ".join(f"{k}={v.__name__}" for k, v in self.classes.items())

@@ -17,7 +17,7 @@ from properties import strategies as zst
 from properties.conformance import checks
 from properties.contract import SAMPLERS, SamplerConfig, Unsupported
 from properties.deviations import tolerated
-from properties.report import remember, run_recorded
+from properties.report import recording, run_recorded
 
 SHAPE = (2, 3, 2, 2)
 
@@ -202,9 +202,9 @@ def test_guidance_rescale(impl, zsnr_record, case):
     # std underflows to 0: 1e-38 in float32, 6e-5 in float16) is test_guidance_rescale_degenerate's
     x_q = impl.quantize(x_cfg)
     assume(np.all(np.var(x_q.reshape(x_q.shape[0], -1), axis=1) > _smallest_normal(impl)))
-    remember(zsnr_record, checks.check_guidance, None, (x_cfg, x_pos, phi))
     try:
-        checks.check_guidance(impl, x_cfg, x_pos, phi, record=zsnr_record)
+        with recording(zsnr_record, checks.check_guidance, None, (x_cfg, x_pos, phi)):
+            checks.check_guidance(impl, x_cfg, x_pos, phi, record=zsnr_record)
     except Unsupported as exc:
         pytest.skip(str(exc))
 
@@ -216,9 +216,9 @@ def test_guidance_rescale_degenerate(impl, zsnr_record, phi):
     implementation must return a finite result (the other sample of the batch is ordinary)."""
     x_cfg = np.stack([np.full((4, 2, 2), 0.5), np.arange(16.0).reshape(4, 2, 2)])
     x_pos = np.stack([np.arange(16.0).reshape(4, 2, 2) / 4, np.arange(16.0).reshape(4, 2, 2)[::-1] / 2])
-    remember(zsnr_record, checks.check_guidance, None, (x_cfg, x_pos, phi))
     try:
-        with tolerated(impl, None, "guidance", zsnr_record, sampler="guidance-degenerate"):
+        with recording(zsnr_record, checks.check_guidance, None, (x_cfg, x_pos, phi)), \
+                tolerated(impl, None, "guidance", zsnr_record, sampler="guidance-degenerate"):
             checks.check_guidance(impl, x_cfg, x_pos, phi, record=zsnr_record)
     except Unsupported as exc:
         pytest.skip(str(exc))
