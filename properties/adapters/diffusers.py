@@ -20,6 +20,7 @@ built by hand is another schedule: at T = 1000, without rescale, its σ at t = T
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
 import inspect
@@ -61,51 +62,76 @@ def _f64(t) -> np.ndarray:
     return t.detach().to("cpu", torch.float64).numpy()
 
 
-class DiffusersSampler:
-    """One diffusers scheduler, configured and with timesteps set."""
+@functools.lru_cache(maxsize=None)
+def _parameters(fn) -> dict:
+    """inspect.signature(fn).parameters, once per function (per scheduler class, not per example)."""
+    return dict(inspect.signature(fn).parameters)
 
-    def __init__(self, impl: DiffusersImplementation, cls, config: SamplerConfig, init_kwargs: dict):
+
+class DiffusersSampler:
+    """One diffusers scheduler, configured and with timesteps set.
+
+    ``scheduler``: an already configured scheduler with its timesteps set (a copy of a pristine one
+    from the implementation's cache), used instead of constructing ``cls`` again.
+    """
+
+    def __init__(self, impl: DiffusersImplementation, cls, config: SamplerConfig, init_kwargs: dict,
+                 scheduler=None):
         self.impl, self.config = impl, config
-        try:
-            self.scheduler = cls(**init_kwargs)
-            self._set_timesteps()
-        except NotImplementedError as exc:
-            raise Unsupported(f"{cls.__name__}: {exc}") from None
-        s = self.scheduler
-        params = inspect.signature(s.step).parameters
+        if scheduler is None:
+            try:
+                scheduler = cls(**init_kwargs)
+                self.scheduler = scheduler
+                self._set_timesteps()
+            except NotImplementedError as exc:
+                raise Unsupported(f"{cls.__name__}: {exc}") from None
+        self.scheduler = s = scheduler
+        params = _parameters(type(s).step)
         required = [n for n, p in params.items() if p.default is inspect.Parameter.empty
                     and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and n != "self"]
         if set(required) - {"model_output", "timestep", "sample"}:
             raise Unsupported(f"{cls.__name__}.step needs more than (model_output, timestep, sample): {required}")
+        self._step_params = params
         self._takes_generator = "generator" in params
         self.alphas_cumprod = _f64(s.alphas_cumprod) if hasattr(s, "alphas_cumprod") else None
         self.timesteps = _f64(s.timesteps)
         self.sigmas = _f64(s.sigmas) if getattr(s, "sigmas", None) is not None else None
         # the Euler family scales its state by √(σ²+1) (init_noise_sigma ≠ 1); DPM-Solver etc. do not
         self.state = "ve" if self.sigmas is not None and float(s.init_noise_sigma) != 1.0 else "vp"
+        #: where the scheduler stands: None (timesteps just set), ("begin", i) (set_begin_index(i)
+        #: since), i (its step index initialised at i, nothing stepped), "stepped"
+        self._at = None
 
     def _set_timesteps(self):
         """set_timesteps as pipelines call it: on the device the latents live on."""
         s = self.scheduler
-        on_device = "device" in inspect.signature(s.set_timesteps).parameters
+        on_device = "device" in _parameters(type(s).set_timesteps)
         s.set_timesteps(self.config.num_inference_steps, **({"device": self.impl.device} if on_device else {}))
 
     def _tensor(self, x):
         return torch.as_tensor(np.asarray(x, np.float64)).to(self.impl.device, self.impl.torch_dtype)
 
     def _reset(self, i):
-        # put the scheduler at step index i using public API only
+        """Put the scheduler at step index i using public API only: set_begin_index(i) on a
+        scheduler whose timesteps were just set; set_timesteps again only once it was stepped or
+        positioned elsewhere (the same state as set_timesteps + set_begin_index before every call)."""
         s = self.scheduler
-        if hasattr(s, "set_begin_index"):
+        if not hasattr(s, "set_begin_index") or self._at in (i, ("begin", i)):
+            return
+        if self._at is not None:
             self._set_timesteps()
-            s.set_begin_index(i)
+        s.set_begin_index(i)
+        self._at = ("begin", i)
 
     def model_input(self, i, x):
         if self.state == "vp":
             return np.asarray(x, np.float64)
         self._reset(i)
         t = self.scheduler.timesteps[i]
-        return _f64(self.scheduler.scale_model_input(self._tensor(x), t))
+        out = _f64(self.scheduler.scale_model_input(self._tensor(x), t))
+        if self._at == ("begin", i):
+            self._at = i
+        return out
 
     def step(self, i, x, model_output, seed, predicted_variance=None):
         s, cfg = self.scheduler, self.config
@@ -114,7 +140,7 @@ class DiffusersSampler:
         if predicted_variance is not None:
             out = torch.cat([out, self._tensor(predicted_variance)], dim=1)
         kwargs = {}
-        params = inspect.signature(s.step).parameters
+        params = self._step_params
         for name in ("eta", "use_clipped_model_output", "s_churn", "s_tmin", "s_tmax", "s_noise"):
             if name in params and cfg.option(name) is not None:
                 kwargs[name] = cfg.option(name)
@@ -123,6 +149,7 @@ class DiffusersSampler:
         sample = self._tensor(x)
         if self.state == "ve":
             s.scale_model_input(sample, s.timesteps[i])  # as pipelines do before step()
+        self._at = "stepped"
         try:
             prev = s.step(out, s.timesteps[i], sample, return_dict=False, **kwargs)[0]
         except NotImplementedError as exc:
@@ -180,6 +207,8 @@ class DiffusersImplementation:
         self.deviations = list(deviations)
         self.deviations = list(deviations)
         self.dtype, self.torch_dtype, self.device = dtype, _DTYPES[dtype], device
+        self._pristine: dict = {}  # (class, configuration) -> pristine scheduler (or its refusal)
+        self._generic: dict | None = None
         info = torch.finfo(self.torch_dtype)
         self.unit_roundoff = float(info.eps) / 2
         self.smallest_subnormal = float(info.smallest_normal) * float(info.eps)
@@ -233,7 +262,7 @@ class DiffusersImplementation:
             from reference.schedules import DEFAULT_BETA_RANGE
             kw.setdefault("beta_start", DEFAULT_BETA_RANGE[cfg.beta_schedule][0])
             kw.setdefault("beta_end", DEFAULT_BETA_RANGE[cfg.beta_schedule][1])
-        params = inspect.signature(cls.__init__).parameters
+        params = _parameters(cls.__init__)
         for name in ("variance_type", "clip_sample", "set_alpha_to_one", "interpolation_type",
                      "final_sigmas_type"):
             if name in params:
@@ -256,7 +285,30 @@ class DiffusersImplementation:
         if config.num_inference_steps > config.num_train_timesteps:
             raise Unsupported("S > T")
         cls = self.classes[config.sampler]
-        return DiffusersSampler(self, cls, config, self._init_kwargs(cls, config))
+        return self._sampler(cls, config, DiffusersSampler)
+
+    _CACHE_SIZE = 1024
+
+    def _sampler(self, cls, config: SamplerConfig, make):
+        """A sampler for (cls, config): built once, then a deep copy of the pristine scheduler (timesteps
+        set, never stepped) for every later build of the same configuration -- the same state as a
+        fresh construction, without re-running the constructor and set_timesteps. A configuration
+        the class refuses is refused again with the same reason."""
+        key = (cls, config)
+        hit = self._pristine.get(key)
+        if isinstance(hit, Unsupported):
+            raise Unsupported(*hit.args)
+        if hit is not None:
+            return DiffusersSampler(self, cls, config, {}, scheduler=copy.deepcopy(hit))
+        if len(self._pristine) >= self._CACHE_SIZE:
+            self._pristine.pop(next(iter(self._pristine)))
+        try:
+            smp = make(self, cls, config, self._init_kwargs(cls, config))
+        except Unsupported as exc:
+            self._pristine[key] = exc
+            raise
+        self._pristine[key] = copy.deepcopy(smp.scheduler)
+        return smp
 
     def guidance_rescale(self, x_cfg, x_pos, guidance_rescale):
         cfg = torch.as_tensor(np.asarray(x_cfg, np.float64)).to(self.device, self.torch_dtype)
@@ -265,7 +317,13 @@ class DiffusersImplementation:
 
     def generic_samplers(self) -> dict:
         """Every diffusers scheduler class whose constructor takes ``rescale_betas_zero_snr``
-        (inversion schedulers excepted)."""
+        (inversion schedulers excepted). Scanned once per implementation (the scan inspects every
+        scheduler class); each call returns a new dict of the same factories."""
+        if self._generic is None:
+            self._generic = self._scan_generic()
+        return dict(self._generic)
+
+    def _scan_generic(self) -> dict:
         from diffusers import schedulers
 
         found = {}
@@ -288,12 +346,14 @@ class DiffusersImplementation:
         return found
 
     def _generic_factory(self, cls):
-        def build(config: SamplerConfig):
-            kw = self._init_kwargs(cls, config)
+        def make(impl, cls, config, kw):
             try:
-                return DiffusersSampler(self, cls, config, kw)
+                return DiffusersSampler(impl, cls, config, kw)
             except Unsupported:
                 raise
             except Exception as exc:  # noqa: BLE001 -- any constructor error: a configuration it rejects
                 raise Unsupported(f"{cls.__name__} rejects {config}: {type(exc).__name__}: {exc}") from None
+
+        def build(config: SamplerConfig):
+            return self._sampler(cls, config, make)
         return build
