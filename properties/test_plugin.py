@@ -131,3 +131,23 @@ def test_draws_do_not_depend_on_local_source_constants(tmp_path, monkeypatch):
         sys.modules.pop("zsnr_probe_adapter", None)
     assert after == before
     assert plain_after != plain_before  # the mechanism is real: unneutralised draws move
+
+
+def test_xdist_gives_the_same_verdicts_and_one_merged_report(tmp_path):
+    if not _xdist():
+        pytest.skip("pytest-xdist is not installed")
+    import json
+    import subprocess
+
+    def run(*extra):
+        out = tmp_path / f"m{len(extra)}.json"
+        proc = subprocess.run([sys.executable, "-m", "properties", "--quiet", "-k", "zero_snr",
+                               "--json", str(out), *extra], capture_output=True, text=True, timeout=600)
+        assert out.exists(), proc.stdout[-2000:] + proc.stderr[-2000:]
+        return {r["node_id"]: (r["outcome"], r.get("worst_error"), sorted(r.get("deviations", {})))
+                for r in json.loads(out.read_text())}, proc.stdout
+
+    serial, _ = run()
+    parallel, text = run("-n", "2")
+    assert len(serial) > 10 and parallel == serial
+    assert text.count("\nsampler ") == 1  # one merged matrix
