@@ -84,7 +84,7 @@ class _Collector:
             self.done += 1
             if self.progress:
                 print(f"[{self.done:>3}/{self.total or '?'}] {rec.get('property') or '-':<18} "
-                      f"{str(rec.get('deviation_id') or rec.get('sampler') or '-'):<32} {_status(rec)}  ({rec['duration_s']:.1f} s)",
+                      f"{rec.get('deviation_id') or rec.get('sampler') or '-'!s:<32} {_status(rec)}  ({rec['duration_s']:.1f} s)",
                       flush=True)
 
 

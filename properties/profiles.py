@@ -38,7 +38,7 @@ def canonical(name: str | None) -> str | None:
     """'ci' or 'zsnr-ci' -> 'zsnr-ci'; None for a name that is not zsnr's."""
     if name is None:
         return None
-    short = name[len(PREFIX):] if name.startswith(PREFIX) else name
+    short = name.removeprefix(PREFIX)
     return PREFIX + short if short in PROFILES else None
 
 

@@ -62,7 +62,7 @@ def _f64(t) -> np.ndarray:
     return t.detach().to("cpu", torch.float64).numpy()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _parameters(fn) -> dict:
     """inspect.signature(fn).parameters, once per function (per scheduler class, not per example)."""
     return dict(inspect.signature(fn).parameters)

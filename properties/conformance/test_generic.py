@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from properties import strategies as zst
 from properties.conformance import checks
 from properties.contract import SamplerConfig, Unsupported
-from properties.report import run_recorded
 from properties.plugin import implementation
+from properties.report import run_recorded
 
 SHAPE = (2, 3, 2, 2)
 
