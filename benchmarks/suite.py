@@ -76,13 +76,13 @@ def has_conformance_tests(path: Path | None = None) -> bool:
     return root.is_dir() and any(root.rglob("test_*.py"))
 
 
-def run_profile(profile: str, suite: str = SUITE, timeout: float = 1800, extra_args=(), repo: Path = REPO) -> dict:
+def run_profile(profile: str, suite: str = SUITE, timeout: float = 1800, extra_args=(), repo: Path | None = None) -> dict:
     """Run the suite under one Hypothesis profile (in the checkout ``repo``: its own ``properties``
     comes first on the path); returns parsed statistics and timings."""
     cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", suite,
            f"--hypothesis-profile={profile}", "--hypothesis-show-statistics", *extra_args]
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=repo, check=False, capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(cmd, cwd=repo or REPO, check=False, capture_output=True, text=True, timeout=timeout)
     wall = time.perf_counter() - t0
     out = proc.stdout + proc.stderr
     stats = parse_statistics(out)
@@ -125,7 +125,7 @@ def compare(other: Path, profile: str = "ci", rounds: int = 1) -> dict:
     ``git archive``) and in this one, alternately in one run on the same machine."""
     results = {"other": [], "this": []}
     for _ in range(rounds):
-        for key, repo in (("other", other), ("this", REPO)):
+        for key, repo in (("other", other), ("this", None)):
             r = run_profile(profile, repo=repo)
             total = sum(s["passing"] for s in r["stats"].values())
             results[key].append({"wall": r["wall"], "passing": total, "eps": total / r["wall"],

@@ -182,6 +182,8 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     pyargs = ["--pyargs", "properties.conformance", "-q", "-p", "no:cacheprovider", "-p", "no:warnings",
               f"--zsnr-profile={args.profile}", f"--tb={'long' if args.full_traceback else 'no'}"]
+    if not args.full_traceback:
+        pyargs.append("-rN")  # this command prints its own summary of each failure
     if not _plugin_installed():  # a plain checkout (a bare GPU machine): load the plug-in by name
         pyargs += ["-p", "properties.plugin"]
     if args.workers:

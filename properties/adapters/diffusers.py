@@ -141,8 +141,10 @@ class DiffusersSampler:
             out = torch.cat([out, self._tensor(predicted_variance)], dim=1)
         kwargs = {}
         params = self._step_params
+        # a subclass whose step takes **kwargs (passing them on to diffusers') gets every option
+        takes_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
         for name in ("eta", "use_clipped_model_output", "s_churn", "s_tmin", "s_tmax", "s_noise"):
-            if name in params and cfg.option(name) is not None:
+            if (name in params or takes_any) and cfg.option(name) is not None:
                 kwargs[name] = cfg.option(name)
         if self._takes_generator:
             kwargs["generator"] = torch.Generator(device=self.impl.device).manual_seed(seed)
