@@ -1,8 +1,11 @@
 """``python -m properties``: run the conformance suite and print the conformance matrix.
 
 Sampler x property: pass / known deviation / FAIL / skip, with the worst error seen (as a
-fraction of the derived tolerance, |diff|/tol) and, for a failure, the minimal counterexample.
-``--markdown PATH`` and ``--json PATH`` write it (JSON: one record per test).
+fraction of the derived tolerance, |diff|/tol). A line per test while it runs; for each failure,
+the property, sampler, minimal configuration and inputs (from the check's own record), the worst
+point and a snippet that reproduces it; the deviations a subclass inherited, which still hold and
+which it fixed. ``--markdown PATH`` and ``--json PATH`` write it (JSON: one record per test);
+``-n auto`` runs it on pytest-xdist.
 """
 
 from __future__ import annotations
