@@ -92,7 +92,9 @@ class DiffusersSampler:
         if set(required) - {"model_output", "timestep", "sample"}:
             raise Unsupported(f"{cls.__name__}.step needs more than (model_output, timestep, sample): {required}")
         self._step_params = params
-        self._takes_generator = "generator" in params
+        # a step taking **kwargs (a subclass passing them on to diffusers') gets every option
+        self._takes_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
+        self._takes_generator = "generator" in params or self._takes_any
         self.alphas_cumprod = _f64(s.alphas_cumprod) if hasattr(s, "alphas_cumprod") else None
         self.timesteps = _f64(s.timesteps)
         self.sigmas = _f64(s.sigmas) if getattr(s, "sigmas", None) is not None else None
@@ -141,10 +143,8 @@ class DiffusersSampler:
             out = torch.cat([out, self._tensor(predicted_variance)], dim=1)
         kwargs = {}
         params = self._step_params
-        # a subclass whose step takes **kwargs (passing them on to diffusers') gets every option
-        takes_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
         for name in ("eta", "use_clipped_model_output", "s_churn", "s_tmin", "s_tmax", "s_noise"):
-            if (name in params or takes_any) and cfg.option(name) is not None:
+            if (name in params or self._takes_any) and cfg.option(name) is not None:
                 kwargs[name] = cfg.option(name)
         if self._takes_generator:
             kwargs["generator"] = torch.Generator(device=self.impl.device).manual_seed(seed)
