@@ -12,8 +12,9 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from properties import strategies as zst
-from properties.conformance import checks, training
+from properties.conformance import training
 from properties.contract import SAMPLERS, SamplerConfig, Unsupported
+from properties.report import run_recorded
 
 VP_SAMPLERS = ("ddpm", "ddim")
 
@@ -106,31 +107,31 @@ def _add_noise(impl, rec, case):
     """add_noise (training / img2img path) equals the forward process at the implementation's
     own levels, for any sample rank; at SNR 0 (VP) x_t = ε."""
     cfg, x0, eps, pick = case
-    checks.run_check(training.check_add_noise, impl, cfg, "add_noise", rec, x0, eps, pick)
+    run_recorded(training.check_add_noise, impl, cfg, "add_noise", rec, x0, eps, pick)
 
 
 def _add_noise_in_loop(impl, rec, case):
     """add_noise while sampling lands on the level of the current step (img2img, inpainting)."""
     cfg, x0, eps, begin, taken = case
-    checks.run_check(training.check_add_noise_in_loop, impl, cfg, "add_noise_in_loop", rec, x0, eps, begin, taken)
+    run_recorded(training.check_add_noise_in_loop, impl, cfg, "add_noise_in_loop", rec, x0, eps, begin, taken)
 
 
 def _velocity(impl, rec, case):
     """The v target √ᾱ·ε - √(1-ᾱ)·x₀ at the timestep given; -x₀ at SNR 0."""
     cfg, x0, eps, pick = case
-    checks.run_check(training.check_velocity, impl, cfg, "velocity", rec, x0, eps, pick)
+    run_recorded(training.check_velocity, impl, cfg, "velocity", rec, x0, eps, pick)
 
 
 def _training_snr(impl, rec, case):
     """SNR(t) = ᾱ/(1-ᾱ) of the implementation's ᾱ; exactly 0 at t = T-1 with zero SNR."""
     cfg, pick, _ = case
-    checks.run_check(training.check_training_snr, impl, cfg, "training_snr", rec, pick)
+    run_recorded(training.check_training_snr, impl, cfg, "training_snr", rec, pick)
 
 
 def _min_snr(impl, rec, case):
     """Min-SNR-γ weights on the prediction type's loss; an ε weight at SNR 0 must be refused."""
     cfg, pick, gamma = case
-    checks.run_check(training.check_min_snr_weights, impl, cfg, "min_snr", rec, pick, gamma)
+    run_recorded(training.check_min_snr_weights, impl, cfg, "min_snr", rec, pick, gamma)
 
 
 for _s in SAMPLERS:
