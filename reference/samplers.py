@@ -6,6 +6,10 @@ Noise is never drawn here. DDPM and DDIM take ᾱ of this and the next step in t
 variance-preserving variable x_t = √ᾱ·x₀ + √(1-ᾱ)·ε; Euler and Euler ancestral take the
 variance-exploding state x = x_t/√ᾱ and σ = √((1-ᾱ)/ᾱ), as k-diffusion and diffusers do.
 The last step of a loop (ᾱ_prev = 1, σ_next = 0) lands on x̂₀ with no noise, for every option.
+
+Bad input is a ValueError/TypeError naming the argument. A result that overflows float64 for
+finite inputs (e.g. |x_t| near 1.7e308) is a ValueError naming the inputs, never inf or NaN. The
+VE steps take σ in (0, 2**511] (σ² + 1 finite); σ = inf is the VP step's (ddim_step).
 """
 
 from __future__ import annotations
@@ -65,12 +69,15 @@ def _eta(eta) -> float:
     return _checks.real("eta", eta, 0.0, 1.0)
 
 
-def _broadcast_or_raise(shape, target):
+def _check_predicted_variance(predicted_variance, shape) -> None:
+    """The learned variance must broadcast to the state's shape (the result keeps that shape)."""
+    pv = _checks.array("predicted_variance", predicted_variance)
     try:
-        np.broadcast_shapes(shape, target)
+        ok = np.broadcast_shapes(pv.shape, shape) == shape
     except ValueError:
-        raise ValueError(f"predicted_variance must broadcast to the shape of x_t, {target}; got {shape}") from None
-    return shape
+        ok = False
+    if not ok:
+        raise ValueError(f"predicted_variance must broadcast to the shape of x_t, {shape}; got {pv.shape}")
 
 
 # --- DDPM -----------------------------------------------------------------------------------------
@@ -137,9 +144,7 @@ def ddpm_step(x_t, model_output, *, prediction_type, alpha_bar_t, alpha_bar_prev
     _checks.choice("prediction_type", prediction_type, PREDICTION_TYPES)
     x_t, out, alpha, sigma = _inputs(x_t, model_output, a_t, _STEP_NAMES)
     if predicted_variance is not None:
-        pv_shape = np.shape(_checks.array("predicted_variance", predicted_variance))
-        if np.broadcast_shapes(_broadcast_or_raise(pv_shape, x_t.shape), x_t.shape) != x_t.shape:
-            raise ValueError(f"predicted_variance must broadcast to the shape of x_t, {x_t.shape}; got {pv_shape}")
+        _check_predicted_variance(predicted_variance, x_t.shape)
     with np.errstate(over="ignore", invalid="ignore"):
         x0, _ = _x0_and_eps(x_t, out, prediction_type, alpha, sigma, _STEP_NAMES)
     x0 = _clip(x0, clip_sample, clip_sample_range)
@@ -174,8 +179,7 @@ def ddim_noise_scale(alpha_bar_t, alpha_bar_prev, eta=0.0) -> tuple[float, float
         return math.sqrt((1.0 - a_p) * keep), s
     # subnormal ᾱ_t: √keep = hypot(√(1-η²), η·√ᾱ_t·√((1-ᾱ_prev)/(ᾱ_prev(1-ᾱ_t)))) forms no product of
     # ᾱ_t, so it keeps its digits
-    with np.errstate(over="ignore", invalid="ignore"):
-        root_q = math.sqrt(a_t) * math.sqrt((1.0 - a_p) / (a_p * (1.0 - a_t)))
+    root_q = math.sqrt(a_t) * math.sqrt((1.0 - a_p) / (a_p * (1.0 - a_t)))
     if not math.isfinite(root_q):  # ᾱ_prev subnormal too: 1/ᾱ_prev overflows; q <= 1 all the same
         root_q = math.sqrt(a_t / a_p) * math.sqrt((1.0 - a_p) / (1.0 - a_t))
     return math.sqrt(1.0 - a_p) * math.hypot(math.sqrt((1.0 - eta) * (1.0 + eta)), eta * root_q), s

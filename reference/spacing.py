@@ -147,6 +147,7 @@ def karras_sigmas(sigma_min: float, sigma_max: float, num_inference_steps: int,
 
     Needs a finite σ_max: at zero terminal SNR σ_max = ∞ and every σ of this schedule would be
     ∞. Use a floored schedule (:func:`reference.schedules.with_terminal_floor`) for Karras σ.
+    Accepted: 1 <= S <= 2**24, 0 < σ_min <= σ_max finite, ρ > 0 with σ^(1/ρ) finite.
     """
     S = _checks.integer("num_inference_steps", num_inference_steps, 1, _checks.MAX_TRAIN_TIMESTEPS)
     rho = _checks.real("rho", rho, 0.0, low_open=True)
