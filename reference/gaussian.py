@@ -61,6 +61,11 @@ def terminal_marginal(mean, var, alpha_bar):
     return tuple(_checks.finite_result("terminal_marginal", r, mean=mean, var=var, alpha_bar=a) for r in res)
 
 
+#: where a step's arguments come from in sampler_moments (appended to a step's error)
+_IN_MOMENTS = ("(in sampler_moments: the model output is the optimal denoiser's for data of mean and var; the "
+               "state starts from x_T_mean and x_T_var; alpha_bar_t and alpha_bar_prev come from alpha_bars)")
+
+
 def sampler_moments(sampler: str, mean, var, *, prediction_type: str, alpha_bars, x_T_mean=0.0,
                     x_T_var=1.0, timesteps=None, **options):
     """Exact (mean, var) of the samples a sampler draws with the optimal denoiser, starting from
@@ -91,10 +96,10 @@ def sampler_moments(sampler: str, mean, var, *, prediction_type: str, alpha_bars
     for i in range(S):
         f = step_map(sampler, denoiser, prediction_type=prediction_type, alpha_bar=levels[i],
                      alpha_bar_next=levels[i + 1], timestep=ts[i], num_inference_steps=S, **options)
-        b = run_step(f, i, zero, zero, levels)
-        gain = run_step(f, i, one, zero, levels) - b
-        kick = run_step(f, i, zero, one, levels) - b
-        m = run_step(f, i, m, zero, levels)
+        b = run_step(f, i, zero, zero, levels, _IN_MOMENTS)
+        gain = run_step(f, i, one, zero, levels, _IN_MOMENTS) - b
+        kick = run_step(f, i, zero, one, levels, _IN_MOMENTS) - b
+        m = run_step(f, i, m, zero, levels, _IN_MOMENTS)
         with np.errstate(over="ignore", invalid="ignore"):
             v = gain * gain * v + kick * kick
         _checks.finite_result(f"the variance after step {i}", v, x_T_var=v0, var=var, alpha_bars=levels)

@@ -127,7 +127,9 @@ def step_map(sampler: str, denoiser: Callable, *, prediction_type: str, alpha_ba
         if math.isinf(sig):
             out = _model(denoiser, x, timestep, a, False)
             return ddim_step(x, out, alpha_bar_t=a, alpha_bar_prev=a_next, eta=eta, noise=z, **common)
-        xe = np.asarray(x, np.float64) * ve_scale(sig)
+        with np.errstate(over="ignore", invalid="ignore"):
+            xe = np.asarray(x, np.float64) * ve_scale(sig)
+        _checks.finite_result("the variance-exploding state x = x_t·√(σ² + 1)", xe, x_t=x, sigma=sig)
         if sampler == "euler":
             xe, sig = euler_churn(xe, sig, num_inference_steps=num_inference_steps, noise=z, **options)
             out = _model(denoiser, xe / ve_scale(sig), timestep, (1.0 / ve_scale(sig)) ** 2, False)
@@ -145,7 +147,7 @@ _IN_LOOP = ("(in the loop: x_t / x is the state, from x_T; model_output the deno
             "alpha_bar_prev / sigma and sigma_next come from alpha_bars[i] and alpha_bars[i+1]; noise from noise[i])")
 
 
-def run_step(f, i: int, x, z, levels):
+def run_step(f, i: int, x, z, levels, context: str = _IN_LOOP):
     """x_next = f(x, z) for step i of a loop; a step's ValueError/TypeError gets the loop's context
     (the loop's argument names), keeping its type (e.g. EpsilonAtZeroSNR)."""
     try:
@@ -153,7 +155,7 @@ def run_step(f, i: int, x, z, levels):
     except (ValueError, TypeError) as exc:
         try:
             wrapped = type(exc)(f"step {i} (alpha_bars[{i}]={levels[i]!r} -> alpha_bars[{i + 1}]="
-                                f"{levels[i + 1]!r}): {exc} {_IN_LOOP}")
+                                f"{levels[i + 1]!r}): {exc} {context}")
         except Exception:  # noqa: BLE001 -- an exception type that takes other arguments
             raise exc from None
         raise wrapped from None
@@ -180,11 +182,18 @@ def check_timesteps(timesteps, S: int) -> list:
     """The per-step timesteps passed to the denoiser: None (all None) or a sequence of S values."""
     if timesteps is None:
         return [None] * S
-    if isinstance(timesteps, (str, bytes)) or not hasattr(timesteps, "__len__") or np.ndim(timesteps) == 0:
+    if isinstance(timesteps, (str, bytes)) or not hasattr(timesteps, "__len__"):
         raise TypeError(f"timesteps must be None or a sequence of len(alpha_bars) - 1 = {S} values; got "
                         f"{type(timesteps).__name__}")
-    ts = list(np.asarray(timesteps, dtype=object).reshape(-1)) if np.ndim(timesteps) > 1 else list(timesteps)
-    if len(ts) != S or np.ndim(timesteps) != 1:
+    try:
+        ndim = np.ndim(timesteps)
+    except ValueError:  # ragged
+        ndim = -1
+    if ndim != 1:
+        raise ValueError(f"timesteps must be a 1-D sequence of len(alpha_bars) - 1 = {S} values; got "
+                         f"{'a ragged sequence' if ndim < 0 else f'{ndim} dimensions'}")
+    ts = list(timesteps)
+    if len(ts) != S:
         raise ValueError(f"timesteps must have len(alpha_bars) - 1 = {S} entries; got {len(ts)}")
     return ts
 

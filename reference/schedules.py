@@ -177,16 +177,17 @@ class Schedule:
 
     @classmethod
     def from_alphas_cumprod(cls, alphas_cumprod, name: str = "custom") -> Schedule:
-        """The schedule of the given ᾱ: in [0, 1), non-increasing. 1 - ᾱ is taken as given."""
+        """The schedule of the given ᾱ: in [0, 1), decreasing (every β > 0), 0 only at t = T-1.
+        1 - ᾱ is taken as given."""
         abar = _checks.array("alphas_cumprod", alphas_cumprod, ndim=1)
         if abar.size == 0:
             raise ValueError("alphas_cumprod must hold at least one value (T >= 1)")
         _checks.in_range("alphas_cumprod", abar, 0.0, 1.0)
         if abar[0] == 1.0:
             raise ValueError("alphas_cumprod[0] must be < 1: ᾱ_0 = 1 means β_0 = 0, σ_0 = 0, infinite SNR")
-        if np.any(np.diff(abar) > 0):
-            t = int(np.argmax(np.diff(abar) > 0)) + 1
-            raise ValueError(f"alphas_cumprod must be non-increasing; it rises at t={t}")
+        if np.any(np.diff(abar) >= 0):
+            t = int(np.argmax(np.diff(abar) >= 0)) + 1
+            raise ValueError(f"alphas_cumprod must be decreasing (every β > 0); it does not fall at t={t}")
         prev = np.concatenate([[1.0], abar[:-1]])
         with np.errstate(invalid="ignore", divide="ignore"):
             betas = np.where(prev > 0, (prev - abar) / prev, 1.0)
@@ -381,14 +382,18 @@ def make_schedule(
         start = _checks.real("beta_start", start, 0.0, 1.0, low_open=True)
         end = _checks.real("beta_end", end, 0.0, 1.0, low_open=True)
         hi, lo = _dd_betas(name, T, start, end)
-        _checks.in_range("betas", hi, 0.0, 1.0, low_open=True)
         try:
+            _checks.in_range("betas", hi, 0.0, 1.0, low_open=True)  # e.g. a subnormal β_end squared
             sched = Schedule._from_dd_betas(hi, lo, name)
-        except ValueError as exc:  # β = 1 or ᾱ underflowing to 0 before t = T-1
+        except ValueError as exc:  # β = 0, β = 1 or ᾱ underflowing to 0 before t = T-1
             raise ValueError(f"beta_start={start}, beta_end={end} with num_train_timesteps={T} give no valid "
                              f"schedule: {exc}") from None
     if rescale:
-        sched = rescale_zero_terminal_snr(sched)
+        try:
+            sched = rescale_zero_terminal_snr(sched)
+        except ValueError as exc:
+            raise ValueError(f"rescale=True: the {name} schedule with beta_start={beta_start}, beta_end={beta_end}, "
+                             f"num_train_timesteps={T} cannot be rescaled: {exc}") from None
     if terminal_floor is not None:
         sched = _floored(sched, terminal_floor, "terminal_floor")
     return sched
@@ -468,7 +473,10 @@ def rescale_zero_terminal_snr(schedule: Schedule) -> Schedule:
     # 1 - ᾱ' < 1 exactly; its rounding can reach 1 + 2⁻⁵² where ᾱ' < u (seen on the σ route,
     # linear T = 4000): the nearest float64 <= 1 is 1
     np.minimum(new_comp, 1.0, out=new_comp)
-    return Schedule(betas, new_abar, new_comp, f"{schedule.name}+zero_snr")
+    try:
+        return Schedule(betas, new_abar, new_comp, f"{schedule.name}+zero_snr")
+    except ValueError as exc:  # e.g. ᾱ' underflowing to 0 before t = T-1 for a nearly constant ᾱ
+        raise ValueError(f"the rescaled schedule is not representable in float64: {exc}") from None
 
 
 def rescale_zero_terminal_snr_betas(betas) -> np.ndarray:

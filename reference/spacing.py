@@ -131,9 +131,10 @@ def euler_sigmas(schedule: Schedule, timesteps, interpolation: str = "linear",
     ``final_sigma="zero"`` ends on clean data; ``"sigma_min"`` ends at σ of t = 0.
     """
     _checks.choice("final_sigma", final_sigma, FINAL_SIGMAS)
-    if np.ndim(timesteps) > 1:
-        raise ValueError(f"timesteps must be 1-D (or a scalar); got shape {np.shape(timesteps)}")
-    sig = _sigma_at(schedule, timesteps, interpolation, "timesteps")
+    t = _checks.array("timesteps", timesteps)
+    if t.ndim > 1:
+        raise ValueError(f"timesteps must be 1-D (or a scalar); got shape {t.shape}")
+    sig = _sigma_at(schedule, t, interpolation, "timesteps")
     last = 0.0 if final_sigma == "zero" else schedule.euler_sigma[0]
     if math.isinf(last):
         raise ValueError("final_sigma='sigma_min' ends at σ of t = 0, which is inf for this schedule (T = 1 at "

@@ -62,7 +62,7 @@ CASES = [
     (lambda: make_schedule("linear", 10, rescale=True, terminal_floor=0.0), ValueError, "terminal_floor"),
     (lambda: make_schedule("linear", 10, rescale=True, terminal_floor=0.9), ValueError, "terminal_floor"),
     (lambda: with_terminal_floor([0.5], 1e-3), TypeError, "schedule"),
-    (lambda: Schedule.from_alphas_cumprod([0.5, 0.6]), ValueError, "non-increasing"),
+    (lambda: Schedule.from_alphas_cumprod([0.5, 0.6]), ValueError, "decreasing"),
     (lambda: Schedule.from_alphas_cumprod([1.0, 0.5]), ValueError, "alphas_cumprod"),
     (lambda: rescale_zero_terminal_snr_sigmas([0.1, -1.0]), ValueError, "sigmas"),
     (lambda: rescale_zero_terminal_snr_sigmas([0.1, math.nan]), ValueError, "sigmas"),
