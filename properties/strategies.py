@@ -536,6 +536,8 @@ def _valid_value(fname: str, pname: str, w: FuzzWorld, draw, default, sofar: dic
         return w.prediction_type
     if pname == "spacing":
         return w.spacing
+    if pname == "final_sigma" and w.schedule.alphas_cumprod[0] == 0.0:
+        return "zero"  # σ_min = σ at t = 0 is inf for the unclipped cosine at T = 1
     if pname in _ENUMS:
         return w.pick(_ENUMS[pname])
     if pname == "sampler":
@@ -577,7 +579,8 @@ def _valid_value(fname: str, pname: str, w: FuzzWorld, draw, default, sofar: dic
     if pname == "alpha_bar_T":
         return min(_ref.DIFFUSERS_EULER_FLOOR, float(w.schedule.alphas_cumprod[-2])) if w.T > 1 else 0.5
     if pname == "final_alpha_bar":
-        return 1.0 if w.coin() else float(w.schedule.alphas_cumprod[0])
+        first = float(w.schedule.alphas_cumprod[0])  # 0 for the unclipped cosine at T = 1
+        return 1.0 if w.coin() or first == 0.0 else first
     if pname == "sigma_min":
         return 0.03
     if pname == "sigma_max":

@@ -177,7 +177,10 @@ def schedule(name: str, value: object):
 
 
 def _magnitude(value) -> str:
-    a = np.abs(np.asarray(value, dtype=np.float64))
+    try:
+        a = np.abs(np.asarray(value, dtype=np.float64))
+    except (TypeError, ValueError):  # an option that is not a number (e.g. a variance type)
+        return repr(value)
     return f"{float(a.max()):.3g}" if a.size else "empty"
 
 

@@ -102,5 +102,5 @@ def sampler_moments(sampler: str, mean, var, *, prediction_type: str, alpha_bars
         m = run_step(f, i, m, zero, levels, _IN_MOMENTS)
         with np.errstate(over="ignore", invalid="ignore"):
             v = gain * gain * v + kick * kick
-        _checks.finite_result(f"the variance after step {i}", v, x_T_var=v0, var=var, alpha_bars=levels)
+        _checks.finite_result(f"the variance after step {i}", v, x_T_var=v0, var=var, alpha_bars=levels, **options)
     return m, v

@@ -58,7 +58,9 @@ EXAMPLES = min(8 * settings().max_examples, 3000)
 
 
 # --- the documented infs ------------------------------------------------------------------------
-# The only non-finite numbers a public function may return. Everything else must be finite.
+# The only non-finite numbers a public function may return; everything else must be finite. All are
+# σ = +inf of the Euler family at zero SNR (ᾱ = 0). (The Schedule properties euler_sigma = +inf and
+# log_snr = -inf at zero SNR are documented there; the fuzzer checks a Schedule's stored arrays.)
 
 
 def _zero_terminal_snr(schedule) -> bool:
