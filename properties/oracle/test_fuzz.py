@@ -34,6 +34,7 @@ from hypothesis import given, settings
 import reference
 from properties import strategies as zs
 from properties.oracle.fuzz_report import COUNTS
+from properties.profiles import active as zsnr_profile
 
 
 def _targets() -> dict:
@@ -52,9 +53,9 @@ def _targets() -> dict:
 
 TARGETS = _targets()
 
-#: examples per function: 8x the profile's max_examples, at most 3000 (ci: 320, dev: 120,
+#: examples per function: 8x the zsnr profile's max_examples, at most 3000 (ci: 320, dev: 120,
 #: thorough: 3000); the ci run of all functions takes ~20 s on one core
-EXAMPLES = min(8 * settings().max_examples, 3000)
+EXAMPLES = min(8 * zsnr_profile().max_examples, 3000)
 
 
 # --- the documented infs ------------------------------------------------------------------------
@@ -267,7 +268,7 @@ def _run_fuzzer(fname):
     fn = TARGETS[fname]
     defects: dict[str, str] = {}
 
-    @settings(max_examples=EXAMPLES)
+    @settings(zsnr_profile(), max_examples=EXAMPLES)
     @given(call=zs.fuzz_calls(fname, fn))
     def run(call):
         kind, why = classify(fname, fn, call.kwargs, call.hostile)
