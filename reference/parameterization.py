@@ -22,20 +22,37 @@ class EpsilonAtZeroSNR(ValueError):
     refusal from bad input by type."""
 
 
-def _scales(alpha_bar) -> tuple[np.ndarray, np.ndarray]:
-    abar = _checks.array("alpha_bar", alpha_bar)
-    _checks.in_range("alpha_bar", abar, 0.0, 1.0)
+def _scales(alpha_bar, name: str = "alpha_bar") -> tuple[np.ndarray, np.ndarray]:
+    abar = _checks.array(name, alpha_bar)
+    _checks.in_range(name, abar, 0.0, 1.0)
     return np.sqrt(abar), np.sqrt(1.0 - abar)
 
 
-def _inputs(x_t, model_output, alpha_bar):
-    x_t = _checks.array("x_t", x_t)
-    out = _checks.array("model_output", model_output)
-    if x_t.shape != out.shape:
-        raise ValueError(f"x_t and model_output must have the same shape; got {x_t.shape} and {out.shape}")
-    alpha, sigma = _scales(alpha_bar)
-    _checks.broadcastable(x_t=x_t, alpha_bar=alpha)
+def _inputs(x_t, model_output, alpha_bar, names=("x_t", "model_output", "alpha_bar")):
+    x_t = _checks.array(names[0], x_t)
+    out = _checks.array(names[1], model_output)
+    _checks.same_shape(**{names[0]: x_t, names[1]: out})
+    alpha, sigma = _scales(alpha_bar, names[2])
+    _checks.broadcastable(**{names[0]: x_t, names[2]: alpha})
     return x_t, out, alpha, sigma
+
+
+def _x0_and_eps(x_t, out, prediction_type, alpha, sigma, names=("x_t", "model_output", "alpha_bar")):
+    """(x̂₀, ε̂) of validated float64 inputs, computed under errstate: an overflow shows as inf/NaN
+    for the caller's :func:`_checks.finite_result`. Raises for ε at α = 0 and x₀ at σ = 0."""
+    if prediction_type == "v_prediction":
+        return alpha * x_t - sigma * out, sigma * x_t + alpha * out
+    if prediction_type == "epsilon":
+        if np.any(alpha == 0):
+            raise EpsilonAtZeroSNR(
+                f"epsilon prediction is undefined at zero SNR ({names[2]} = 0): x_t carries no "
+                "information about x0, and x0 = (x_t - sigma*eps)/alpha divides by zero. A schedule "
+                "with zero terminal SNR needs prediction_type 'v_prediction' or 'sample'.")
+        return (x_t - sigma * out) / alpha, out
+    if np.any(sigma == 0):
+        raise ValueError(f"sample (x0) prediction gives no epsilon at {names[2]} = 1 (sigma = 0): "
+                         "eps = (x_t - alpha*x0)/sigma divides by zero")
+    return out, (x_t - alpha * out) / sigma
 
 
 def predict_x0_and_eps(x_t, model_output, prediction_type: str, alpha_bar):
@@ -43,35 +60,32 @@ def predict_x0_and_eps(x_t, model_output, prediction_type: str, alpha_bar):
 
     Raises :class:`EpsilonAtZeroSNR` (a ``ValueError``) for ε-prediction at ᾱ = 0 (zero SNR), where x_t holds no signal and
     x̂₀ = (x_t - σ·ε)/α divides by zero: zero terminal SNR needs v- or x₀-prediction (paper Sec. 3.2).
-    Raises for x₀-prediction at ᾱ = 1 (σ = 0), where ε is undefined.
+    Raises for x₀-prediction at ᾱ = 1 (σ = 0), where ε is undefined, and (a ValueError naming the
+    inputs) where x̂₀ or ε̂ overflows float64.
     """
     _checks.choice("prediction_type", prediction_type, PREDICTION_TYPES)
     x_t, out, alpha, sigma = _inputs(x_t, model_output, alpha_bar)
-    if prediction_type == "v_prediction":
-        return alpha * x_t - sigma * out, sigma * x_t + alpha * out
-    if prediction_type == "epsilon":
-        if np.any(alpha == 0):
-            raise EpsilonAtZeroSNR(
-                "epsilon prediction is undefined at zero SNR (alpha_bar = 0): x_t carries no "
-                "information about x0, and x0 = (x_t - sigma*eps)/alpha divides by zero. A schedule "
-                "with zero terminal SNR needs prediction_type 'v_prediction' or 'sample'.")
-        return (x_t - sigma * out) / alpha, out
-    if np.any(sigma == 0):
-        raise ValueError("sample (x0) prediction gives no epsilon at alpha_bar = 1 (sigma = 0): "
-                         "eps = (x_t - alpha*x0)/sigma divides by zero")
-    return out, (x_t - alpha * out) / sigma
+    with np.errstate(over="ignore", invalid="ignore"):
+        x0, eps = _x0_and_eps(x_t, out, prediction_type, alpha, sigma)
+    inputs = {"x_t": x_t, "model_output": out, "alpha_bar": alpha_bar}
+    return (_checks.finite_result("x0", x0, **inputs), _checks.finite_result("eps", eps, **inputs))
 
 
 def convert(model_output, from_type: str, to_type: str, x_t, alpha_bar) -> np.ndarray:
     """Re-express a model output in another parameterization at the same (x_t, ᾱ)."""
+    _checks.choice("from_type", from_type, PREDICTION_TYPES)
     _checks.choice("to_type", to_type, PREDICTION_TYPES)
-    x0, eps = predict_x0_and_eps(x_t, model_output, from_type, alpha_bar)
-    if to_type == "sample":
-        return x0
-    if to_type == "epsilon":
-        return eps
-    alpha, sigma = _scales(alpha_bar)
-    return alpha * eps - sigma * x0
+    x_t, out, alpha, sigma = _inputs(x_t, model_output, alpha_bar)
+    inputs = {"model_output": out, "x_t": x_t, "alpha_bar": alpha_bar}
+    with np.errstate(over="ignore", invalid="ignore"):
+        x0, eps = _x0_and_eps(x_t, out, from_type, alpha, sigma)
+        if to_type == "sample":
+            res = x0
+        elif to_type == "epsilon":
+            res = eps
+        else:
+            res = alpha * eps - sigma * x0
+    return _checks.finite_result(f"convert from {from_type} to {to_type}", res, **inputs)
 
 
 def add_noise(x0, eps, alpha_bar) -> np.ndarray:
@@ -80,7 +94,9 @@ def add_noise(x0, eps, alpha_bar) -> np.ndarray:
     eps = _checks.array("eps", eps)
     alpha, sigma = _scales(alpha_bar)
     _checks.broadcastable(x0=x0, eps=eps, alpha_bar=alpha)
-    return alpha * x0 + sigma * eps
+    with np.errstate(over="ignore", invalid="ignore"):
+        res = alpha * x0 + sigma * eps
+    return _checks.finite_result("add_noise", res, x0=x0, eps=eps)
 
 
 def velocity(x0, eps, alpha_bar) -> np.ndarray:
@@ -89,4 +105,6 @@ def velocity(x0, eps, alpha_bar) -> np.ndarray:
     eps = _checks.array("eps", eps)
     alpha, sigma = _scales(alpha_bar)
     _checks.broadcastable(x0=x0, eps=eps, alpha_bar=alpha)
-    return alpha * eps - sigma * x0
+    with np.errstate(over="ignore", invalid="ignore"):
+        res = alpha * eps - sigma * x0
+    return _checks.finite_result("velocity", res, x0=x0, eps=eps)

@@ -6,6 +6,10 @@ Noise is never drawn here. DDPM and DDIM take ᾱ of this and the next step in t
 variance-preserving variable x_t = √ᾱ·x₀ + √(1-ᾱ)·ε; Euler and Euler ancestral take the
 variance-exploding state x = x_t/√ᾱ and σ = √((1-ᾱ)/ᾱ), as k-diffusion and diffusers do.
 The last step of a loop (ᾱ_prev = 1, σ_next = 0) lands on x̂₀ with no noise, for every option.
+
+Bad input is a ValueError/TypeError naming the argument. A result that overflows float64 for
+finite inputs (e.g. |x_t| near 1.7e308) is a ValueError naming the inputs, never inf or NaN. The
+VE steps take σ in (0, 2**511] (σ² + 1 finite); σ = inf is the VP step's (ddim_step).
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import math
 import numpy as np
 
 from . import _checks
-from .parameterization import predict_x0_and_eps
+from .parameterization import PREDICTION_TYPES, _inputs, _x0_and_eps
 
 #: smallest normal float64: below it (subnormal ᾱ) products lose digits, so some coefficients are
 #: formed from square roots first
@@ -41,21 +45,21 @@ def _levels(alpha_bar_t, alpha_bar_prev) -> tuple[float, float]:
     return a_t, a_p
 
 
-def _noise_term(noise, scale, shape):
+def _noise_term(noise, scale, shape, state="x_t"):
     """scale·z, with z required (same shape as the state) wherever scale > 0."""
     if np.all(np.asarray(scale) == 0):
         return 0.0
     if noise is None:
         raise ValueError("noise is required for a stochastic step (its noise scale is > 0); pass "
-                         "z ~ N(0, I) of the state's shape -- the oracle never draws noise itself")
+                         f"z ~ N(0, I) of the shape of {state} -- the oracle never draws noise itself")
     z = _checks.array("noise", noise)
     if z.shape != tuple(shape):
-        raise ValueError(f"noise must have the state's shape {tuple(shape)}; got {z.shape}")
+        raise ValueError(f"noise must have the shape of {state}, {tuple(shape)}; got {z.shape}")
     return scale * z
 
 
 def _clip(x0, clip_sample, clip_sample_range):
-    if not clip_sample:
+    if not _checks.boolean("clip_sample", clip_sample):
         return x0
     r = _checks.real("clip_sample_range", clip_sample_range, 0.0, low_open=True)
     return np.clip(x0, -r, r)
@@ -63,6 +67,17 @@ def _clip(x0, clip_sample, clip_sample_range):
 
 def _eta(eta) -> float:
     return _checks.real("eta", eta, 0.0, 1.0)
+
+
+def _check_predicted_variance(predicted_variance, shape) -> None:
+    """The learned variance must broadcast to the state's shape (the result keeps that shape)."""
+    pv = _checks.array("predicted_variance", predicted_variance)
+    try:
+        ok = np.broadcast_shapes(pv.shape, shape) == shape
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError(f"predicted_variance must broadcast to the shape of x_t, {shape}; got {pv.shape}")
 
 
 # --- DDPM -----------------------------------------------------------------------------------------
@@ -126,7 +141,12 @@ def ddpm_step(x_t, model_output, *, prediction_type, alpha_bar_t, alpha_bar_prev
     finite, with no division by α_t (the ε-form mean would divide by zero there).
     """
     a_t, a_p = _levels(alpha_bar_t, alpha_bar_prev)
-    x0, _ = predict_x0_and_eps(x_t, model_output, prediction_type, a_t)
+    _checks.choice("prediction_type", prediction_type, PREDICTION_TYPES)
+    x_t, out, alpha, sigma = _inputs(x_t, model_output, a_t, _STEP_NAMES)
+    if predicted_variance is not None:
+        _check_predicted_variance(predicted_variance, x_t.shape)
+    with np.errstate(over="ignore", invalid="ignore"):
+        x0, _ = _x0_and_eps(x_t, out, prediction_type, alpha, sigma, _STEP_NAMES)
     x0 = _clip(x0, clip_sample, clip_sample_range)
     beta = (a_p - a_t) / a_p
     c_x0 = math.sqrt(a_p) * beta / (1.0 - a_t)
@@ -134,8 +154,11 @@ def ddpm_step(x_t, model_output, *, prediction_type, alpha_bar_t, alpha_bar_prev
     ratio_root = math.sqrt(a_t / a_p) if a_t >= _TINY else math.sqrt(a_t) / math.sqrt(a_p)
     c_xt = ratio_root * (1.0 - a_p) / (1.0 - a_t)
     std = ddpm_variance(a_t, a_p, variance_type, predicted_variance)
-    x_t = np.asarray(x_t, dtype=np.float64)
-    return c_x0 * x0 + c_xt * x_t + _noise_term(noise, std, x0.shape)
+    with np.errstate(over="ignore", invalid="ignore"):
+        res = c_x0 * x0 + c_xt * x_t + _noise_term(noise, std, x0.shape)
+    return _checks.finite_result("ddpm_step", res, x_t=x_t, model_output=out, alpha_bar_t=a_t,
+                                 alpha_bar_prev=a_p, noise=0.0 if noise is None else noise,
+                                 predicted_variance=0.0 if predicted_variance is None else predicted_variance)
 
 
 # --- DDIM -----------------------------------------------------------------------------------------
@@ -157,6 +180,8 @@ def ddim_noise_scale(alpha_bar_t, alpha_bar_prev, eta=0.0) -> tuple[float, float
     # subnormal ᾱ_t: √keep = hypot(√(1-η²), η·√ᾱ_t·√((1-ᾱ_prev)/(ᾱ_prev(1-ᾱ_t)))) forms no product of
     # ᾱ_t, so it keeps its digits
     root_q = math.sqrt(a_t) * math.sqrt((1.0 - a_p) / (a_p * (1.0 - a_t)))
+    if not math.isfinite(root_q):  # ᾱ_prev subnormal too: 1/ᾱ_prev overflows; q <= 1 all the same
+        root_q = math.sqrt(a_t / a_p) * math.sqrt((1.0 - a_p) / (1.0 - a_t))
     return math.sqrt(1.0 - a_p) * math.hypot(math.sqrt((1.0 - eta) * (1.0 + eta)), eta * root_q), s
 
 
@@ -168,12 +193,18 @@ def ddim_step(x_t, model_output, *, prediction_type, alpha_bar_t, alpha_bar_prev
     re-derives ε̂ = (x_t - √ᾱ_t·x̂₀)/√(1-ᾱ_t) from the clipped x̂₀ (as diffusers does).
     """
     a_t, a_p = _levels(alpha_bar_t, alpha_bar_prev)
-    x0, eps = predict_x0_and_eps(x_t, model_output, prediction_type, a_t)
-    x0 = _clip(x0, clip_sample, clip_sample_range)
-    if clip_sample and use_clipped_model_output:
-        eps = (np.asarray(x_t, np.float64) - math.sqrt(a_t) * x0) / math.sqrt(1.0 - a_t)
-    c_eps, s = ddim_noise_scale(a_t, a_p, eta)
-    return math.sqrt(a_p) * x0 + c_eps * eps + _noise_term(noise, s, x0.shape)
+    _checks.choice("prediction_type", prediction_type, PREDICTION_TYPES)
+    x_t, out, alpha, sigma = _inputs(x_t, model_output, a_t, _STEP_NAMES)
+    use_clipped = _checks.boolean("use_clipped_model_output", use_clipped_model_output)
+    with np.errstate(over="ignore", invalid="ignore"):
+        x0, eps = _x0_and_eps(x_t, out, prediction_type, alpha, sigma, _STEP_NAMES)
+        x0 = _clip(x0, clip_sample, clip_sample_range)
+        if clip_sample and use_clipped:
+            eps = (x_t - math.sqrt(a_t) * x0) / math.sqrt(1.0 - a_t)
+        c_eps, s = ddim_noise_scale(a_t, a_p, eta)
+        res = math.sqrt(a_p) * x0 + c_eps * eps + _noise_term(noise, s, x0.shape)
+    return _checks.finite_result("ddim_step", res, x_t=x_t, model_output=out, alpha_bar_t=a_t,
+                                 alpha_bar_prev=a_p, noise=0.0 if noise is None else noise)
 
 
 # --- Euler and Euler ancestral (variance-exploding state) -----------------------------------------
@@ -184,17 +215,37 @@ def ve_scale(sigma: float) -> float:
     return math.hypot(sigma, 1.0)
 
 
-def _ve_x0_and_eps(x, model_output, prediction_type, sigma):
-    """x̂₀ and ε̂ from the VE state x = x_t/√ᾱ at level σ (finite σ only)."""
-    sigma = _checks.real("sigma", sigma, 0.0, low_open=True, allow_inf=True)
+_INF_SIGMA = ("sigma = inf (zero terminal SNR): the variance-exploding state x = x_t/sqrt(alpha_bar) is "
+              "infinite there. Take this step in the variance-preserving variable with ddim_step "
+              "(eta=0 is Euler, eta is Euler ancestral: the same update), as sample_loop does.")
+_STEP_NAMES = ("x_t", "model_output", "alpha_bar_t")
+_VE_NAMES = ("x", "model_output", "sigma")
+
+
+def _ve_sigma(sigma, low_open=True) -> float:
+    """σ of a VE step: finite, in (0, 2**511] (0 allowed where ``low_open`` is False)."""
+    sigma = _checks.real("sigma", sigma, 0.0, low_open=low_open, allow_inf=True)
     if math.isinf(sigma):
-        raise ValueError(
-            "sigma = inf (zero terminal SNR): the variance-exploding state x = x_t/sqrt(alpha_bar) is "
-            "infinite there. Take this step in the variance-preserving variable with ddim_step "
-            "(eta=0 is Euler, eta is Euler ancestral: the same update), as sample_loop does.")
-    scale = ve_scale(sigma)
+        raise ValueError(_INF_SIGMA)
+    if sigma > _checks.MAX_SIGMA:
+        raise ValueError(f"sigma must be <= 2**511 = {_checks.MAX_SIGMA:.6g} (σ² + 1 finite, ᾱ = 1/(σ² + 1) a "
+                         f"normal float64); got {sigma!r}")
+    return sigma
+
+
+def _ve_x0_and_eps(x, model_output, prediction_type, sigma):
+    """(x, model output, x̂₀, ε̂) from the VE state x = x_t/√ᾱ at level σ (finite σ only), under
+    errstate: an overflow shows as inf/NaN for the caller's finite_result."""
+    sigma = _ve_sigma(sigma)
+    _checks.choice("prediction_type", prediction_type, PREDICTION_TYPES)
     x = _checks.array("x", x)
-    return predict_x0_and_eps(x / scale, model_output, prediction_type, (1.0 / scale) ** 2)
+    out = _checks.array("model_output", model_output)
+    _checks.same_shape(x=x, model_output=out)
+    scale = ve_scale(sigma)
+    abar = (1.0 / scale) ** 2
+    alpha, sig_vp = np.sqrt(abar), np.sqrt(1.0 - abar)
+    x0, eps = _x0_and_eps(x / scale, out, prediction_type, alpha, sig_vp, _VE_NAMES)
+    return sigma, x, out, x0, eps
 
 
 def euler_churn(x, sigma, *, num_inference_steps, noise=None, s_churn=0.0, s_tmin=0.0,
@@ -204,18 +255,21 @@ def euler_churn(x, sigma, *, num_inference_steps, noise=None, s_churn=0.0, s_tmi
     γ = min(s_churn/S, √2-1) if s_tmin <= σ <= s_tmax else 0; x̂ = x + s_noise·√(σ̂²-σ²)·z.
     Returns (x̂, σ̂). The model is then evaluated at (x̂, σ̂).
     """
-    S = _checks.integer("num_inference_steps", num_inference_steps, 1)
+    S = _checks.integer("num_inference_steps", num_inference_steps, 1, _checks.MAX_TRAIN_TIMESTEPS)
     churn = _checks.real("s_churn", s_churn, 0.0)
     tmin = _checks.real("s_tmin", s_tmin, 0.0, allow_inf=True)
     tmax = _checks.real("s_tmax", s_tmax, 0.0, allow_inf=True)
     snoise = _checks.real("s_noise", s_noise, 0.0)
-    sigma = _checks.real("sigma", sigma, 0.0, allow_inf=True)
+    sigma = _ve_sigma(sigma, low_open=False)
     x = _checks.array("x", x)
     gamma = min(churn / S, math.sqrt(2.0) - 1.0) if tmin <= sigma <= tmax else 0.0
     if gamma == 0.0 or sigma == 0.0:
         return x, sigma
     sigma_hat = sigma * (1.0 + gamma)
-    return x + _noise_term(noise, snoise * sigma * math.sqrt(gamma * (2.0 + gamma)), x.shape), sigma_hat
+    with np.errstate(over="ignore", invalid="ignore"):
+        scale = snoise * sigma * math.sqrt(gamma * (2.0 + gamma))
+        res = x + _noise_term(noise, scale, x.shape, "x")
+    return _checks.finite_result("euler_churn", res, x=x, noise=noise, s_noise=snoise, sigma=sigma), sigma_hat
 
 
 def euler_step(x, model_output, *, prediction_type, sigma, sigma_next):
@@ -226,12 +280,13 @@ def euler_step(x, model_output, *, prediction_type, sigma, sigma_next):
     and pass its (x̂, σ̂) as (x, sigma).
     """
     sigma_next = _checks.real("sigma_next", sigma_next, 0.0)
-    x0, d = _ve_x0_and_eps(x, model_output, prediction_type, sigma)
-    if sigma_next > sigma:
-        raise ValueError(f"sigma_next={sigma_next} must be <= sigma={sigma}")
-    if sigma_next == 0.0:  # x - σ·d = x̂₀ exactly; x̂₀ itself avoids the rounding of x - σ·d
-        return x0
-    return np.asarray(x, np.float64) + (sigma_next - sigma) * d
+    with np.errstate(over="ignore", invalid="ignore"):
+        sigma, x, out, x0, d = _ve_x0_and_eps(x, model_output, prediction_type, sigma)
+        if sigma_next > sigma:
+            raise ValueError(f"sigma_next={sigma_next} must be <= sigma={sigma}")
+        # σ_next = 0: x - σ·d = x̂₀ exactly; x̂₀ itself avoids the rounding of x - σ·d
+        res = x0 if sigma_next == 0.0 else x + (sigma_next - sigma) * d
+    return _checks.finite_result("euler_step", res, x=x, model_output=out, sigma=sigma, sigma_next=sigma_next)
 
 
 def ancestral_sigmas(sigma, sigma_next, eta=1.0) -> tuple[float, float]:
@@ -262,8 +317,11 @@ def euler_ancestral_step(x, model_output, *, prediction_type, sigma, sigma_next,
     In the VP variable this is exactly DDIM with the same η.
     """
     down, up = ancestral_sigmas(sigma, sigma_next, eta)
-    x0, d = _ve_x0_and_eps(x, model_output, prediction_type, sigma)
-    if down == 0.0 and up == 0.0:  # σ_next = 0: x - σ·d = x̂₀ exactly, no noise
-        return x0
-    x = np.asarray(x, np.float64)
-    return x + (down - sigma) * d + _noise_term(noise, up, x.shape)
+    with np.errstate(over="ignore", invalid="ignore"):
+        sigma, x, out, x0, d = _ve_x0_and_eps(x, model_output, prediction_type, sigma)
+        if down == 0.0 and up == 0.0:  # σ_next = 0: x - σ·d = x̂₀ exactly, no noise
+            res = x0
+        else:
+            res = x + (down - sigma) * d + _noise_term(noise, up, x.shape, "x")
+    return _checks.finite_result("euler_ancestral_step", res, x=x, model_output=out, sigma=sigma,
+                                 sigma_next=sigma_next, noise=0.0 if noise is None else noise)

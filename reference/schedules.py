@@ -59,6 +59,68 @@ def _dd_cumprod(beta_hi: np.ndarray, beta_lo: np.ndarray) -> tuple[np.ndarray, n
 
 # --- the schedule -------------------------------------------------------------------------------
 
+#: Tolerance, in units u = 2⁻⁵³, of a Schedule's consistency checks |ᾱ + (1-ᾱ) - 1| and
+#: |ᾱ_{t-1}(1-β_t) - ᾱ_t|/ᾱ_{t-1}: they tell arrays that describe one schedule from arrays that do
+#: not (another T, a shifted or foreign array), not a precision claim. On the schedules
+#: make_schedule builds the two are within 4u and 6u (measured: every name, rescaled, floored,
+#: rebuilt from ᾱ, T = 1..4000). Algorithm 1 applied to inputs that carry their own rounding
+#: (ᾱ and 1-ᾱ from σ, rescale_zero_terminal_snr_sigmas) amplifies that rounding by ᾱ/(ᾱ_i - ᾱ_j),
+#: up to ~10⁴ (the cosine near t = 0), so the outputs' β and ᾱ agree only to ~10⁴·u (80u measured
+#: for linear, T = 4000). 2²⁰ u ≈ 1.2e-10 leaves a factor ~100 above that.
+CONSISTENCY_ULPS = 2**20
+_U = 2.0**-53
+_SUBNORMAL = 5e-324
+
+
+def _validate_schedule(s) -> None:
+    """The constructor checks of :class:`Schedule` (see its docstring); converts the fields."""
+    arrays = {}
+    for name in ("betas", "alphas_cumprod", "one_minus_alphas_cumprod"):
+        arrays[name] = _checks.array(name, getattr(s, name), ndim=1)
+        object.__setattr__(s, name, arrays[name])
+    b, a, c = arrays["betas"], arrays["alphas_cumprod"], arrays["one_minus_alphas_cumprod"]
+    if not b.size == a.size == c.size:
+        raise ValueError(f"betas, alphas_cumprod and one_minus_alphas_cumprod must have one length T; got "
+                         f"{b.size}, {a.size} and {c.size}")
+    if b.size == 0:
+        raise ValueError("betas must hold at least one value (T >= 1)")
+    _checks.num_train_timesteps(b.size, "len(betas)")
+    _checks.in_range("betas", b, 0.0, 1.0, low_open=True)
+    _checks.in_range("alphas_cumprod", a, 0.0, 1.0)
+    _checks.in_range("one_minus_alphas_cumprod", c, 0.0, 1.0)
+    if a[0] == 1.0:
+        raise ValueError("alphas_cumprod[0] must be < 1: ᾱ_0 = 1 means β_0 = 0, σ_0 = 0, infinite SNR")
+    if np.any(np.diff(a) > 0):
+        t = int(np.argmax(np.diff(a) > 0)) + 1
+        raise ValueError(f"alphas_cumprod must be non-increasing; it rises at t={t}")
+    if b.size > 1 and (np.any(b[:-1] == 1.0) or np.any(a[:-1] == 0.0)):
+        t = int(np.argmax((b[:-1] == 1.0) | (a[:-1] == 0.0)))
+        raise ValueError(f"betas reach 1 (alphas_cumprod reaches 0) at t={t}, before the last timestep "
+                         f"t=T-1={b.size - 1}: ᾱ would stay 0 from there on and β be undefined; zero SNR is "
+                         f"allowed only at t=T-1")
+    tol = CONSISTENCY_ULPS * _U
+    off = np.abs((a - 1.0) + c)
+    if np.any(off > tol):
+        t = int(np.argmax(off))
+        raise ValueError(f"alphas_cumprod and one_minus_alphas_cumprod must sum to 1 (within 2⁻³³); "
+                         f"at t={t}: {a[t]!r} + {c[t]!r}")
+    prev = np.concatenate([[1.0], a[:-1]])
+    gap = np.abs(prev * (1.0 - b) - a)
+    bad = gap > tol * prev + 4 * _SUBNORMAL
+    if np.any(bad):
+        t = int(np.argmax(bad))
+        raise ValueError(f"betas and alphas_cumprod disagree: ᾱ_t must be ᾱ_(t-1)·(1 - β_t) (within "
+                         f"2⁻³³·ᾱ_(t-1)); at t={t}: β={b[t]!r}, ᾱ={a[t]!r}, ᾱ_(t-1)={prev[t]!r}")
+    lo = s.alphas_cumprod_lo
+    if lo is not None:
+        lo = _checks.array("alphas_cumprod_lo", lo, ndim=1)
+        if lo.size != a.size:
+            raise ValueError(f"alphas_cumprod_lo must have the length of alphas_cumprod ({a.size}); got {lo.size}")
+        object.__setattr__(s, "alphas_cumprod_lo", lo)
+    if not isinstance(s.name, str):
+        raise TypeError(f"name must be a string; got {type(s.name).__name__}")
+
+
 
 @dataclass(frozen=True, eq=False)
 class Schedule:
@@ -67,6 +129,13 @@ class Schedule:
     ``alphas_cumprod`` is ᾱ_t; ``one_minus_alphas_cumprod`` is 1 - ᾱ_t, computed without
     cancellation (never as ``1 - alphas_cumprod``); ``betas`` is β_t = 1 - ᾱ_t/ᾱ_{t-1}.
     Build one with :func:`make_schedule`, :meth:`from_betas` or :meth:`from_alphas_cumprod`.
+
+    A Schedule cannot be constructed invalid; the constructor checks (a ValueError/TypeError
+    naming the field otherwise): three finite 1-D arrays of one length T, 1 <= T <= 2**24;
+    β_t in (0, 1] and ᾱ_t in [0, 1), with β_t = 1 and ᾱ_t = 0 only at t = T-1 (zero terminal
+    SNR; before it ᾱ would stay 0 and β be undefined); ᾱ non-increasing; ᾱ_t + (1 - ᾱ_t) = 1
+    and ᾱ_{t-1}·(1 - β_t) = ᾱ_t to rounding (within 2⁻³³, :data:`CONSISTENCY_ULPS`);
+    ``alphas_cumprod_lo`` None or a finite array of the same length; ``name`` a string.
     """
 
     betas: np.ndarray
@@ -79,12 +148,11 @@ class Schedule:
     alphas_cumprod_lo: np.ndarray | None = field(default=None, repr=False)
 
     def __post_init__(self):
+        _validate_schedule(self)
         for name in ("betas", "alphas_cumprod", "one_minus_alphas_cumprod", "alphas_cumprod_lo"):
-            if getattr(self, name) is None:
-                continue
-            arr = np.array(getattr(self, name), dtype=np.float64)
-            arr.flags.writeable = False
-            object.__setattr__(self, name, arr)
+            arr = getattr(self, name)
+            if arr is not None:
+                arr.flags.writeable = False
 
     @classmethod
     def from_betas(cls, betas, name: str = "custom") -> Schedule:
@@ -93,7 +161,11 @@ class Schedule:
         if betas.size == 0:
             raise ValueError("betas must hold at least one value (T >= 1)")
         _checks.in_range("betas", betas, 0.0, 1.0, low_open=True)
-        return cls._from_dd_betas(betas, np.zeros_like(betas), name)
+        _checks.num_train_timesteps(betas.size, "len(betas)")
+        try:
+            return cls._from_dd_betas(betas, np.zeros_like(betas), name)
+        except ValueError as exc:  # e.g. β_0 < 2⁻⁵³ (1 - β_0 rounds to 1), β = 1 before t = T-1
+            raise ValueError(f"betas give no valid schedule: {exc}") from None
 
     @classmethod
     def _from_dd_betas(cls, beta_hi: np.ndarray, beta_lo: np.ndarray, name: str) -> Schedule:
@@ -105,16 +177,17 @@ class Schedule:
 
     @classmethod
     def from_alphas_cumprod(cls, alphas_cumprod, name: str = "custom") -> Schedule:
-        """The schedule of the given ᾱ: in [0, 1), non-increasing. 1 - ᾱ is taken as given."""
+        """The schedule of the given ᾱ: in [0, 1), decreasing (every β > 0), 0 only at t = T-1.
+        1 - ᾱ is taken as given."""
         abar = _checks.array("alphas_cumprod", alphas_cumprod, ndim=1)
         if abar.size == 0:
             raise ValueError("alphas_cumprod must hold at least one value (T >= 1)")
         _checks.in_range("alphas_cumprod", abar, 0.0, 1.0)
         if abar[0] == 1.0:
             raise ValueError("alphas_cumprod[0] must be < 1: ᾱ_0 = 1 means β_0 = 0, σ_0 = 0, infinite SNR")
-        if np.any(np.diff(abar) > 0):
-            t = int(np.argmax(np.diff(abar) > 0)) + 1
-            raise ValueError(f"alphas_cumprod must be non-increasing; it rises at t={t}")
+        if np.any(np.diff(abar) >= 0):
+            t = int(np.argmax(np.diff(abar) >= 0)) + 1
+            raise ValueError(f"alphas_cumprod must be decreasing (every β > 0); it does not fall at t={t}")
         prev = np.concatenate([[1.0], abar[:-1]])
         with np.errstate(invalid="ignore", divide="ignore"):
             betas = np.where(prev > 0, (prev - abar) / prev, 1.0)
@@ -155,8 +228,13 @@ class Schedule:
     @property
     def euler_sigma(self) -> np.ndarray:
         """The variance-exploding σ_t = √((1 - ᾱ_t)/ᾱ_t) of Karras/k-diffusion; +inf where SNR is 0."""
-        with np.errstate(divide="ignore"):
-            return np.sqrt(self.one_minus_alphas_cumprod / self.alphas_cumprod)
+        with np.errstate(divide="ignore", over="ignore"):
+            sig = np.sqrt(self.one_minus_alphas_cumprod / self.alphas_cumprod)
+        # a subnormal ᾱ: the quotient overflows although σ is finite; take the roots first there
+        tiny = np.isinf(sig) & (self.alphas_cumprod > 0)
+        if tiny.any():
+            sig[tiny] = np.sqrt(self.one_minus_alphas_cumprod[tiny]) / np.sqrt(self.alphas_cumprod[tiny])
+        return sig
 
     @property
     def terminal_snr(self) -> float:
@@ -279,11 +357,20 @@ def make_schedule(
     ``terminal_floor`` replaces ᾱ_T by that value after rescaling, as real implementations that
     cannot represent σ = ∞ do (:data:`DIFFUSERS_EULER_FLOOR`, :data:`COMFYUI_FLOOR`); it is an
     explicit deviation from Algorithm 1 and is never applied by default.
+
+    Accepted: 1 <= T <= 2**24 (T >= 2 with ``rescale``); β_start and β_end in (0, 1].
+    β_start > β_end is allowed: it gives a decreasing β, still a valid schedule (β_t in (0, 1]).
+    β may reach 1 only at t = T-1 (β_end = 1: ᾱ_T = 0, zero terminal SNR); a β_start of 1
+    with T > 1, or a schedule whose ᾱ underflows to 0 before t = T-1, is a ValueError naming
+    beta_start, beta_end and num_train_timesteps, since ᾱ would then stay 0 over several steps.
     """
     _checks.choice("name", name, BETA_SCHEDULES)
-    T = _checks.integer("num_train_timesteps", num_train_timesteps, 1)
-    if not isinstance(rescale, bool):
-        raise TypeError(f"rescale must be True or False; got {rescale!r}")
+    T = _checks.num_train_timesteps(num_train_timesteps)
+    rescale = _checks.boolean("rescale", rescale)
+    if rescale and T < 2:
+        raise ValueError("rescale=True needs num_train_timesteps T >= 2: with T = 1 the first and last step coincide")
+    if terminal_floor is not None and not rescale:
+        raise ValueError("terminal_floor only applies to a rescaled schedule; pass rescale=True")
     if name in ("squaredcos_cap_v2", "cosine_unclipped"):
         if beta_start is not None or beta_end is not None:
             raise ValueError(f"the {name} schedule has no beta range; leave beta_start and beta_end as None")
@@ -295,14 +382,20 @@ def make_schedule(
         start = _checks.real("beta_start", start, 0.0, 1.0, low_open=True)
         end = _checks.real("beta_end", end, 0.0, 1.0, low_open=True)
         hi, lo = _dd_betas(name, T, start, end)
-        _checks.in_range("betas", hi, 0.0, 1.0, low_open=True)
-        sched = Schedule._from_dd_betas(hi, lo, name)
+        try:
+            _checks.in_range("betas", hi, 0.0, 1.0, low_open=True)  # e.g. a subnormal β_end squared
+            sched = Schedule._from_dd_betas(hi, lo, name)
+        except ValueError as exc:  # β = 0, β = 1 or ᾱ underflowing to 0 before t = T-1
+            raise ValueError(f"beta_start={start}, beta_end={end} with num_train_timesteps={T} give no valid "
+                             f"schedule: {exc}") from None
     if rescale:
-        sched = rescale_zero_terminal_snr(sched)
+        try:
+            sched = rescale_zero_terminal_snr(sched)
+        except ValueError as exc:
+            raise ValueError(f"rescale=True: the {name} schedule with beta_start={beta_start}, beta_end={beta_end}, "
+                             f"num_train_timesteps={T} cannot be rescaled: {exc}") from None
     if terminal_floor is not None:
-        if not rescale:
-            raise ValueError("terminal_floor only applies to a rescaled schedule; pass rescale=True")
-        sched = with_terminal_floor(sched, terminal_floor)
+        sched = _floored(sched, terminal_floor, "terminal_floor")
     return sched
 
 
@@ -316,11 +409,10 @@ def rescale_zero_terminal_snr(schedule: Schedule) -> Schedule:
     so ᾱ'_1 = ᾱ_1 and ᾱ'_T = 0 hold exactly; β' and 1 - ᾱ' are formed from differences of s
     that are computed without cancellation.
     """
-    if not isinstance(schedule, Schedule):
-        raise TypeError(f"schedule must be a Schedule; got {type(schedule).__name__}")
+    _checks.schedule("schedule", schedule)
     abar, comp = schedule.alphas_cumprod, schedule.one_minus_alphas_cumprod
     if schedule.num_train_timesteps < 2:
-        raise ValueError("rescaling needs T >= 2: with T = 1 the first and last step coincide")
+        raise ValueError("rescaling needs a schedule with T >= 2: with T = 1 the first and last step coincide")
     if abar[-1] == 0.0 and abar[0] > 0.0:
         # Already zero terminal SNR: s' = (s - 0)·s_1/(s_1 - 0) = s, Algorithm 1 is the identity.
         return Schedule(schedule.betas, abar, comp, f"{schedule.name}+zero_snr", schedule.alphas_cumprod_lo)
@@ -360,7 +452,7 @@ def rescale_zero_terminal_snr(schedule: Schedule) -> Schedule:
     d_last = over(diff(every, last), _dd.add(S, S_last))
     span = _dd.take(d_last, [0])
     if not span[0][0] > 0:
-        raise ValueError("cannot rescale: √ᾱ is constant over the schedule")
+        raise ValueError("cannot rescale the schedule: √ᾱ is constant over it")
     R = over(d_last, span)
     A0, C0 = _dd.take(A, [0]), _dd.take(C, [0])
     new_abar = _dd.to_float(_dd.mul(A0, _dd.mul(R, R)))
@@ -378,12 +470,27 @@ def rescale_zero_terminal_snr(schedule: Schedule) -> Schedule:
     betas[-1] = 1.0
     new_abar[0], new_abar[-1] = abar[0], 0.0
     new_comp[0], new_comp[-1] = comp[0], 1.0
-    return Schedule(betas, new_abar, new_comp, f"{schedule.name}+zero_snr")
+    # 1 - ᾱ' < 1 exactly; its rounding can reach 1 + 2⁻⁵² where ᾱ' < u (seen on the σ route,
+    # linear T = 4000): the nearest float64 <= 1 is 1
+    np.minimum(new_comp, 1.0, out=new_comp)
+    try:
+        return Schedule(betas, new_abar, new_comp, f"{schedule.name}+zero_snr")
+    except ValueError as exc:  # e.g. ᾱ' underflowing to 0 before t = T-1 for a nearly constant ᾱ
+        raise ValueError(f"the rescaled schedule is not representable in float64: {exc}") from None
 
 
 def rescale_zero_terminal_snr_betas(betas) -> np.ndarray:
-    """Algorithm 1 on betas (diffusers' ``rescale_zero_terminal_snr``); the last beta becomes 1."""
-    return rescale_zero_terminal_snr(Schedule.from_betas(betas)).betas.copy()
+    """Algorithm 1 on betas (diffusers' ``rescale_zero_terminal_snr``); the last beta becomes 1.
+    Needs at least two betas."""
+    sched = Schedule.from_betas(betas)
+    if sched.num_train_timesteps < 2:
+        raise ValueError("rescaling needs at least two betas (T >= 2): with T = 1 the first and last step coincide")
+    if not sched.alphas_cumprod[0] > sched.alphas_cumprod[-1]:
+        raise ValueError("cannot rescale these betas: √ᾱ is constant over the schedule")
+    return rescale_zero_terminal_snr(sched).betas.copy()
+
+
+MAX_SIGMA = _checks.MAX_SIGMA
 
 
 def rescale_zero_terminal_snr_sigmas(sigmas, terminal_floor: float | None = None) -> np.ndarray:
@@ -391,30 +498,49 @@ def rescale_zero_terminal_snr_sigmas(sigmas, terminal_floor: float | None = None
 
     As ComfyUI does: ᾱ = 1/(σ² + 1), rescale, back to σ. Returns +inf at t = T, or the σ of
     ``terminal_floor`` (an ᾱ_T, e.g. :data:`COMFYUI_FLOOR`) when one is given.
+    ``sigmas``: at least two, increasing, in (0, 2**511] (σ² must not overflow).
     """
     sigmas = _checks.array("sigmas", sigmas, ndim=1)
-    _checks.in_range("sigmas", sigmas, 0.0, np.inf, low_open=True)
+    _checks.in_range("sigmas", sigmas, 0.0, MAX_SIGMA, low_open=True)
+    if sigmas.size < 2:
+        raise ValueError(f"sigmas must hold at least two values (T >= 2) to be rescaled; got {sigmas.size}")
+    if np.any(np.diff(sigmas) <= 0):
+        t = int(np.argmax(np.diff(sigmas) <= 0)) + 1
+        raise ValueError(f"sigmas must be increasing in t (ᾱ decreasing, every β > 0); it does not rise at t={t}")
+    if terminal_floor is not None:
+        terminal_floor = _checks.real("terminal_floor", terminal_floor, 0.0, 1.0, low_open=True)
     abar = 1.0 / (sigmas * sigmas + 1.0)
-    comp = sigmas * sigmas * abar
-    sched = Schedule.from_alphas_cumprod(abar)
-    sched = Schedule(sched.betas, abar, comp)
+    comp = np.minimum(sigmas * sigmas * abar, 1.0)  # σ²/(σ²+1) rounds to 1 + 2⁻⁵² for σ >~ 1e8
+    try:
+        sched = Schedule.from_alphas_cumprod(abar)
+        sched = Schedule(sched.betas, abar, comp)
+    except ValueError as exc:  # σ so close that ᾱ = 1/(σ²+1) rounds to equal values
+        raise ValueError(f"sigmas give no valid schedule: {exc}") from None
     out = rescale_zero_terminal_snr(sched)
     if terminal_floor is not None:
-        out = with_terminal_floor(out, terminal_floor)
-    return out.euler_sigma
+        out = _floored(out, terminal_floor, "terminal_floor")
+    with np.errstate(divide="ignore"):
+        return out.euler_sigma
 
 
 def with_terminal_floor(schedule: Schedule, alpha_bar_T: float) -> Schedule:
     """The schedule with ᾱ_T replaced by ``alpha_bar_T`` (> 0): the floor of implementations that
-    cannot represent σ_T = ∞. SNR(T) becomes alpha_bar_T/(1 - alpha_bar_T), not 0."""
-    if not isinstance(schedule, Schedule):
-        raise TypeError(f"schedule must be a Schedule; got {type(schedule).__name__}")
-    floor = _checks.real("alpha_bar_T", alpha_bar_T, 0.0, 1.0, low_open=True)
+    cannot represent σ_T = ∞. SNR(T) becomes alpha_bar_T/(1 - alpha_bar_T), not 0.
+    ``alpha_bar_T`` in (0, 1), below ᾱ_(T-2) (ᾱ must fall)."""
+    _checks.schedule("schedule", schedule)
+    return _floored(schedule, alpha_bar_T, "alpha_bar_T")
+
+
+def _floored(schedule: Schedule, alpha_bar_T, name: str) -> Schedule:
+    floor = _checks.real(name, alpha_bar_T, 0.0, 1.0, low_open=True)
+    if floor == 1.0:
+        raise ValueError(f"{name} must be < 1: ᾱ_T = 1 would mean no noise at t = T-1")
     abar = schedule.alphas_cumprod.copy()
     comp = schedule.one_minus_alphas_cumprod.copy()
     betas = schedule.betas.copy()
-    if schedule.num_train_timesteps > 1 and floor > abar[-2]:
-        raise ValueError(f"alpha_bar_T={floor} exceeds ᾱ at t=T-2 ({abar[-2]}); ᾱ must not rise")
+    if schedule.num_train_timesteps > 1 and floor >= abar[-2]:
+        raise ValueError(f"{name}={floor} must be below ᾱ at t=T-2 ({abar[-2]}) of the schedule: ᾱ must fall "
+                         f"(β_T > 0)")
     abar[-1], comp[-1] = floor, 1.0 - floor
     prev = abar[-2] if schedule.num_train_timesteps > 1 else 1.0
     betas[-1] = (prev - floor) / prev

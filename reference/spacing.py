@@ -8,6 +8,8 @@ timesteps are those of the exact rational formulas.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from . import _checks
@@ -32,11 +34,14 @@ def timesteps(spacing: str, num_train_timesteps: int, num_inference_steps: int,
     ``linspace`` (iDDPM): round(linspace(0, T-1, S)), reversed.
     ``leading`` (DDIM, PNDM): k·⌊T/S⌋ + steps_offset, k = S-1..0.
     ``trailing`` (DPM-Solver; the paper's fix): round(T - k·T/S) - 1, k = 0..S-1; starts at T-1.
+
+    Accepted: 1 <= T <= 2**24, 1 <= S <= T, 0 <= steps_offset <= T-1 (leading only), so every
+    product formed (at most T·S <= 2**48) is exact in int64.
     """
     _checks.choice("spacing", spacing, SPACINGS)
-    T = _checks.integer("num_train_timesteps", num_train_timesteps, 1)
-    S = _checks.integer("num_inference_steps", num_inference_steps, 1, T)
-    offset = _checks.integer("steps_offset", steps_offset, 0, T - 1)
+    T = _checks.num_train_timesteps(num_train_timesteps)
+    S = _checks.integer("num_inference_steps", num_inference_steps, 1, T, high_name="num_train_timesteps")
+    offset = _checks.integer("steps_offset", steps_offset, 0, T - 1, high_name="num_train_timesteps - 1")
     if offset and spacing != "leading":
         raise ValueError(f"steps_offset applies only to leading spacing; got steps_offset={offset} "
                          f"with {spacing!r}")
@@ -46,7 +51,8 @@ def timesteps(spacing: str, num_train_timesteps: int, num_inference_steps: int,
     elif spacing == "leading":
         out = (k * (T // S))[::-1] + offset
         if out[0] > T - 1:
-            raise ValueError(f"leading spacing with steps_offset={offset} reaches t={out[0]} > T-1={T - 1}; "
+            raise ValueError(f"leading spacing with steps_offset={offset} reaches t={out[0]} > T-1={T - 1} "
+                             f"(num_train_timesteps={T}, num_inference_steps={S}); "
                              f"use steps_offset <= {T - 1 - (S - 1) * (T // S)}")
     else:
         out = _round_ratio(T * (S - k), S) - 1
@@ -61,20 +67,31 @@ def fractional_timesteps(spacing: str, num_train_timesteps: int, num_inference_s
     integers of :func:`timesteps`. σ at fractional t comes from :func:`sigma_at`.
     """
     out = timesteps(spacing, num_train_timesteps, num_inference_steps, steps_offset).astype(np.float64)
-    if spacing == "linspace" and num_inference_steps > 1:
-        k = np.arange(num_inference_steps - 1, -1, -1, dtype=np.float64)
-        out = k * (num_train_timesteps - 1) / (num_inference_steps - 1)
+    S, T = int(num_inference_steps), int(num_train_timesteps)  # validated by timesteps
+    if spacing == "linspace" and S > 1:
+        k = np.arange(S - 1, -1, -1, dtype=np.float64)
+        out = k * (T - 1) / (S - 1)
     return out
 
 
 def to_paper_timesteps(timesteps) -> np.ndarray:
-    """0-based implementation timesteps → the paper's 1-based ones (Table 2): t + 1."""
-    return np.asarray(timesteps) + 1
+    """0-based implementation timesteps → the paper's 1-based ones (Table 2): t + 1, as int64.
+
+    ``timesteps``: integers (any integer dtype; lists) in [0, 2**24 - 1]; the result never wraps
+    around (uint8 255 gives 256)."""
+    t = _checks.int_array("timesteps", timesteps, 0, _checks.MAX_TRAIN_TIMESTEPS - 1,
+                          bound=" (0-based, T <= 2**24)")
+    return t + 1
 
 
 def from_paper_timesteps(timesteps) -> np.ndarray:
-    """The paper's 1-based timesteps → 0-based: t - 1."""
-    return np.asarray(timesteps) - 1
+    """The paper's 1-based timesteps → 0-based: t - 1, as int64.
+
+    ``timesteps``: integers in [1, 2**24]; the result never wraps around (uint8 0 is an error,
+    not 255)."""
+    t = _checks.int_array("timesteps", timesteps, 1, _checks.MAX_TRAIN_TIMESTEPS,
+                          bound=" (the paper's timesteps are 1-based, T <= 2**24)")
+    return t - 1
 
 
 def sigma_at(schedule: Schedule, t, interpolation: str = "linear") -> np.ndarray:
@@ -84,12 +101,15 @@ def sigma_at(schedule: Schedule, t, interpolation: str = "linear") -> np.ndarray
     ``log_linear``: log σ interpolated linearly in t (k-diffusion's ``t_to_sigma``).
     At zero terminal SNR σ_{T-1} = +inf, and so is σ at any t in (T-2, T-1].
     """
-    if not isinstance(schedule, Schedule):
-        raise TypeError(f"schedule must be a Schedule; got {type(schedule).__name__}")
+    return _sigma_at(schedule, t, interpolation, "t")
+
+
+def _sigma_at(schedule, t, interpolation, name):
+    _checks.schedule("schedule", schedule)
     _checks.choice("interpolation", interpolation, INTERPOLATIONS)
-    t = _checks.array("t", t)
+    t = _checks.array(name, t)
     T = schedule.num_train_timesteps
-    _checks.in_range("t", t, 0.0, T - 1)
+    _checks.in_range(name, t, 0.0, T - 1, bound=f" (the schedule's T-1; T = {T})")
     lo = np.floor(t).astype(np.int64)
     hi = np.minimum(lo + 1, T - 1)
     w = t - lo
@@ -111,8 +131,14 @@ def euler_sigmas(schedule: Schedule, timesteps, interpolation: str = "linear",
     ``final_sigma="zero"`` ends on clean data; ``"sigma_min"`` ends at σ of t = 0.
     """
     _checks.choice("final_sigma", final_sigma, FINAL_SIGMAS)
-    sig = sigma_at(schedule, timesteps, interpolation)
+    t = _checks.array("timesteps", timesteps)
+    if t.ndim > 1:
+        raise ValueError(f"timesteps must be 1-D (or a scalar); got shape {t.shape}")
+    sig = _sigma_at(schedule, t, interpolation, "timesteps")
     last = 0.0 if final_sigma == "zero" else schedule.euler_sigma[0]
+    if math.isinf(last):
+        raise ValueError("final_sigma='sigma_min' ends at σ of t = 0, which is inf for this schedule (T = 1 at "
+                         "zero SNR); use final_sigma='zero'")
     return np.concatenate([np.atleast_1d(sig), [last]])
 
 
@@ -122,8 +148,9 @@ def karras_sigmas(sigma_min: float, sigma_max: float, num_inference_steps: int,
 
     Needs a finite σ_max: at zero terminal SNR σ_max = ∞ and every σ of this schedule would be
     ∞. Use a floored schedule (:func:`reference.schedules.with_terminal_floor`) for Karras σ.
+    Accepted: 1 <= S <= 2**24, 0 < σ_min <= σ_max finite, ρ > 0 with σ^(1/ρ) finite.
     """
-    S = _checks.integer("num_inference_steps", num_inference_steps, 1)
+    S = _checks.integer("num_inference_steps", num_inference_steps, 1, _checks.MAX_TRAIN_TIMESTEPS)
     rho = _checks.real("rho", rho, 0.0, low_open=True)
     lo = _checks.real("sigma_min", sigma_min, 0.0, low_open=True, allow_inf=True)
     hi = _checks.real("sigma_max", sigma_max, 0.0, low_open=True, allow_inf=True)
@@ -134,11 +161,18 @@ def karras_sigmas(sigma_min: float, sigma_max: float, num_inference_steps: int,
     if lo > hi:
         raise ValueError(f"sigma_min={lo} must not exceed sigma_max={hi}")
     ramp = np.linspace(0.0, 1.0, S) if S > 1 else np.zeros(1)
-    a, b = hi ** (1.0 / rho), lo ** (1.0 / rho)
+    try:
+        a, b = hi ** (1.0 / rho), lo ** (1.0 / rho)
+    except OverflowError:
+        a = b = math.inf
+    if not (math.isfinite(a) and math.isfinite(b) and a > 0 and b > 0):
+        raise ValueError(f"rho={rho!r} is too small for sigma_min={lo!r}, sigma_max={hi!r}: σ^(1/ρ) is not a "
+                         f"finite positive float64 (needs ρ >= ~log2(σ)/1024)")
     # (1-r)·a + r·b, not a + r·(b-a): no cancellation near σ_min, exact at r = 0 and r = 1. The
     # endpoints are then set exactly (x^(1/ρ))^ρ alone is off by ~ρ/2 ulp) and the interior kept in
     # [σ_min, σ_max], where the exact values lie.
-    out = np.clip(((1.0 - ramp) * a + ramp * b) ** rho, lo, hi)
+    with np.errstate(over="ignore", under="ignore"):  # clipped into [σ_min, σ_max] right away
+        out = np.clip(((1.0 - ramp) * a + ramp * b) ** rho, lo, hi)
     out[0], out[-1] = hi, (lo if S > 1 else hi)
     # the exact values are non-increasing; rounding of nearly equal ones must not break that
     return np.minimum.accumulate(out)

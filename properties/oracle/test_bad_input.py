@@ -28,6 +28,10 @@ STEP = {"x_t": [0.1, -0.2], "model_output": [0.3, 0.4], "prediction_type": "v_pr
         "alpha_bar_t": 0.5, "alpha_bar_prev": 0.7}
 
 
+def _IDENTITY(x, t, a):
+    return x
+
+
 def _resolve(name):
     obj = reference
     for part in name.split("."):
@@ -55,10 +59,10 @@ CASES = [
     (lambda: make_schedule("nope"), ValueError, "name"),
     (lambda: make_schedule("squaredcos_cap_v2", 10, 0.1), ValueError, "beta_start"),
     (lambda: make_schedule("linear", 10, terminal_floor=1e-3), ValueError, "rescale=True"),
-    (lambda: make_schedule("linear", 10, rescale=True, terminal_floor=0.0), ValueError, "alpha_bar_T"),
-    (lambda: make_schedule("linear", 10, rescale=True, terminal_floor=0.9), ValueError, "alpha_bar_T"),
+    (lambda: make_schedule("linear", 10, rescale=True, terminal_floor=0.0), ValueError, "terminal_floor"),
+    (lambda: make_schedule("linear", 10, rescale=True, terminal_floor=0.9), ValueError, "terminal_floor"),
     (lambda: with_terminal_floor([0.5], 1e-3), TypeError, "schedule"),
-    (lambda: Schedule.from_alphas_cumprod([0.5, 0.6]), ValueError, "non-increasing"),
+    (lambda: Schedule.from_alphas_cumprod([0.5, 0.6]), ValueError, "decreasing"),
     (lambda: Schedule.from_alphas_cumprod([1.0, 0.5]), ValueError, "alphas_cumprod"),
     (lambda: rescale_zero_terminal_snr_sigmas([0.1, -1.0]), ValueError, "sigmas"),
     (lambda: rescale_zero_terminal_snr_sigmas([0.1, math.nan]), ValueError, "sigmas"),
@@ -88,9 +92,9 @@ CASES = [
      ValueError, "sampler"),
     (lambda: sample_loop(None, [0.0], sampler="ddim", prediction_type="sample", alpha_bars=[0.5]),
      ValueError, "alpha_bars"),
-    (lambda: sample_loop(None, [0.0], sampler="ddim", prediction_type="sample", alpha_bars=[0.5, 1.0],
+    (lambda: sample_loop(_IDENTITY, [0.0], sampler="ddim", prediction_type="sample", alpha_bars=[0.5, 1.0],
                          s_churn=1.0), TypeError, "s_churn"),
-    (lambda: sample_loop(None, [0.0], sampler="ddpm", prediction_type="sample", alpha_bars=[0.5, 1.0],
+    (lambda: sample_loop(_IDENTITY, [0.0], sampler="ddpm", prediction_type="sample", alpha_bars=[0.5, 1.0],
                          noise=np.zeros((2, 1))), ValueError, "noise"),
     (lambda: sampler_moments("ddpm", 0.0, 1.0, prediction_type="sample", alpha_bars=[0.5, 1.0],
                              variance_type="learned"), ValueError, "learned"),
