@@ -496,7 +496,8 @@ def fuzz_worlds():
 
 _STATE_NAMES = ("x_t", "model_output", "x", "x0", "eps", "x_neg", "x_pos", "x_cfg", "x_T", "mean", "x_T_mean")
 _ENUMS = {"spacing": _ref.SPACINGS, "interpolation": ("linear", "log_linear"), "final_sigma": ("zero", "sigma_min"),
-          "variance_type": VARIANCE_TYPES, "from_type": PREDICTION_TYPES, "to_type": PREDICTION_TYPES}
+          "variance_type": VARIANCE_TYPES, "from_type": PREDICTION_TYPES, "to_type": PREDICTION_TYPES,
+          "weighting": _ref.LOSS_WEIGHTINGS}
 #: per-sampler options of sample_loop / step_map / sampler_moments (their ``**options``)
 _OPTION_VALUES = {
     "variance_type": lambda w, draw: w.variance_type,
@@ -535,7 +536,7 @@ def _valid_value(fname: str, pname: str, w: FuzzWorld, draw, default, sofar: dic
         return w.array("noise", (S_loop, *w.shape)) if fname == "sample_loop" else w.array("noise")
     if pname in _STATE_NAMES:
         return w.array(pname)
-    if pname in ("var", "x_T_var"):
+    if pname in ("var", "x_T_var", "weight"):
         return np.abs(w.array(pname))
     if pname == "predicted_variance":
         learned = sofar.get("variance_type") in ("learned", "learned_range")
