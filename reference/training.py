@@ -75,7 +75,7 @@ def add_noise_sigma(x0, eps, sigma) -> np.ndarray:
     with np.errstate(over="ignore", invalid="ignore"):
         out = x0 + sig * eps
     if not np.all(np.isfinite(out)):
-        raise ValueError("x0 + sigma*eps overflows float64: |sigma*eps| or |x0| is too large "
+        raise ValueError("x0 + sigma*eps overflows float64: |sigma*eps| (sigma, eps) or |x0| is too large "
                          f"(max sigma {float(np.max(sig)):.6g}); allowed: a finite result")
     return out
 
@@ -152,8 +152,9 @@ def loss_weight(alpha_bar, prediction_type: str, weighting: str = "min_snr", *, 
         base = np.power(k + s, -g)
         out = {"epsilon": base, "sample": s * base, "v_prediction": abar * base}[prediction_type]
     if not np.all(np.isfinite(out)):
-        raise ValueError(f"the p2 weight (k + SNR)^-gamma overflows float64 for k={k!r}, gamma={g!r}; "
-                         "allowed: k and gamma whose weight is finite (e.g. k >= 1e-3, gamma <= 10)")
+        raise ValueError(f"the p2 weight (k + SNR)^-gamma overflows float64 for k={k!r}, gamma={g!r} at the "
+                         "given alpha_bar; allowed: k, gamma and alpha_bar whose weight is finite (k + SNR >= 1 "
+                         "never overflows)")
     return out
 
 
@@ -184,6 +185,7 @@ def equivalent_loss_weight(weight, alpha_bar, from_type: str, to_type: str) -> n
     with np.errstate(over="ignore", invalid="ignore"):
         out = (w * _loss_scale(from_type, abar, comp)) / _loss_scale(to_type, abar, comp)
     if not np.all(np.isfinite(out)):
-        raise ValueError(f"weight times the {from_type}->{to_type} loss ratio overflows float64; allowed: "
-                         "a weight whose equivalent is finite")
+        raise ValueError(f"weight times the {from_type}->{to_type} loss ratio at alpha_bar overflows float64 "
+                         "(a large weight, or alpha_bar near 0 for to_type 'epsilon' / near 1 for 'sample'); "
+                         "allowed: a weight and alpha_bar whose equivalent weight is finite")
     return out
