@@ -509,6 +509,9 @@ _OPTION_VALUES = {
     "s_tmin": lambda w, draw: 10.0 * w.unit(),
     "s_tmax": lambda w, draw: _INF if w.coin() else 100.0 * w.unit(),
     "s_noise": lambda w, draw: 2.0 * w.unit(),
+    "thresholding": lambda w, draw: w.coin(),
+    "dynamic_thresholding_ratio": lambda w, draw: w.pick((0.995, 0.5, 1.0, w.unit())),
+    "sample_max_value": lambda w, draw: w.pick((1.0, 1.5, 1.0 + 9.0 * w.unit())),
 }
 
 
@@ -745,7 +748,9 @@ def fuzz_calls(draw, fname: str, fn):
     if takes_options:  # sample_loop / step_map / sampler_moments: the sampler's own options
         allowed = _ref.loop.SAMPLER_OPTIONS.get(kwargs.get("sampler"), ())
         for o in [o for o in allowed if w.coin()]:
-            kwargs[o] = _OPTION_VALUES[o](w, draw)
+            # clipping and thresholding make a step non-affine: sampler_moments refuses them
+            nonaffine = fname == "sampler_moments" and o in ("clip_sample", "thresholding")
+            kwargs[o] = False if nonaffine else _OPTION_VALUES[o](w, draw)
     names = list(kwargs)
     mode = _pick(draw, ("none", "one", "one", "one", "one", "several", "several"), "mode")
     if mode == "none" or not names:

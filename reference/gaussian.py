@@ -70,7 +70,8 @@ def sampler_moments(sampler: str, mean, var, *, prediction_type: str, alpha_bars
                     x_T_var=1.0, timesteps=None, **options):
     """Exact (mean, var) of the samples a sampler draws with the optimal denoiser, starting from
     x_T ~ N(x_T_mean, diag(x_T_var)) and stepping through ``alpha_bars`` (length S+1).
-    ``x_T_mean`` and ``x_T_var`` (>= 0) broadcast to the shape of ``mean``."""
+    ``x_T_mean`` and ``x_T_var`` (>= 0) broadcast to the shape of ``mean``. Clipping and
+    thresholding of x̂₀ make a step non-affine and are refused."""
     mean, var = _moments(mean, var)
     _checks.choice("sampler", sampler, SAMPLERS)
     _checks.choice("prediction_type", prediction_type, PREDICTION_TYPES)
@@ -79,6 +80,10 @@ def sampler_moments(sampler: str, mean, var, *, prediction_type: str, alpha_bars
     if str(options.get("variance_type", "fixed_small")).startswith("learned"):
         raise ValueError("learned variance types need a model of the variance; the Gaussian case has none "
                          "(variance_type must be a fixed_* type)")
+    for name in ("clip_sample", "thresholding"):
+        if options.get(name) is not None and _checks.boolean(name, options[name]):
+            raise ValueError(f"{name}=True makes a step non-affine in x_t, so the samples are not Gaussian and "
+                             f"have no closed-form moments; sampler_moments needs {name}=False")
     ts = check_timesteps(timesteps, S)
     denoiser = gaussian_denoiser(mean, var, prediction_type)
     m0 = _checks.array("x_T_mean", x_T_mean)

@@ -22,8 +22,10 @@ SAMPLERS = ("ddpm", "ddim", "euler", "euler_ancestral")
 
 #: options each sampler's step takes besides the levels and the noise
 SAMPLER_OPTIONS = {
-    "ddpm": ("variance_type", "clip_sample", "clip_sample_range"),
-    "ddim": ("eta", "clip_sample", "clip_sample_range", "use_clipped_model_output"),
+    "ddpm": ("variance_type", "clip_sample", "clip_sample_range", "thresholding", "dynamic_thresholding_ratio",
+             "sample_max_value"),
+    "ddim": ("eta", "clip_sample", "clip_sample_range", "use_clipped_model_output", "thresholding",
+             "dynamic_thresholding_ratio", "sample_max_value"),
     "euler": ("s_churn", "s_tmin", "s_tmax", "s_noise"),
     "euler_ancestral": ("eta",),
 }

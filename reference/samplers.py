@@ -65,6 +65,35 @@ def _clip(x0, clip_sample, clip_sample_range):
     return np.clip(x0, -r, r)
 
 
+def dynamic_threshold(x0, ratio: float = 0.995, max_value: float = 1.0) -> np.ndarray:
+    """Imagen's dynamic thresholding of x̂₀ (Saharia et al. 2022, Sec. 2.3), per sample.
+
+    For each sample b (axis 0; the percentile is over all its other elements):
+    s_b = clip(quantile(|x̂₀_b|, ratio), 1, max_value), then x̂₀_b ← clip(x̂₀_b, -s_b, s_b)/s_b. The
+    quantile interpolates linearly between order statistics (NumPy's and torch's default). With
+    s_b = 1 this is plain clipping to [-1, 1]; ``max_value`` (>= 1) caps s_b.
+    """
+    x0 = _checks.array("x0", x0)
+    return _threshold(x0, _checks.real("ratio", ratio, 0.0, 1.0), _checks.real("max_value", max_value, 1.0), "x0")
+
+
+def _threshold(x0: np.ndarray, ratio: float, max_value: float, name: str) -> np.ndarray:
+    if x0.ndim == 0 or x0.size == 0:
+        raise ValueError(f"{name} must be a non-empty batch of samples (batch on axis 0) to be thresholded; "
+                         f"got shape {x0.shape}")
+    flat = x0.reshape(x0.shape[0], -1)
+    s = np.clip(np.quantile(np.abs(flat), ratio, axis=1), 1.0, max_value)[:, None]
+    return (np.clip(flat, -s, s) / s).reshape(x0.shape)
+
+
+def _clip_or_threshold(x0, clip_sample, clip_sample_range, thresholding, ratio, max_value):
+    """x̂₀ after dynamic thresholding (which takes precedence, as in diffusers) or clipping."""
+    if _checks.boolean("thresholding", thresholding):
+        return _threshold(x0, _checks.real("dynamic_thresholding_ratio", ratio, 0.0, 1.0),
+                          _checks.real("sample_max_value", max_value, 1.0), "x_t")
+    return _clip(x0, clip_sample, clip_sample_range)
+
+
 def _eta(eta) -> float:
     return _checks.real("eta", eta, 0.0, 1.0)
 
@@ -133,8 +162,12 @@ def ddpm_variance(alpha_bar_t, alpha_bar_prev, variance_type="fixed_small", pred
 
 def ddpm_step(x_t, model_output, *, prediction_type, alpha_bar_t, alpha_bar_prev, noise=None,
               variance_type="fixed_small", predicted_variance=None, clip_sample=False,
-              clip_sample_range=1.0):
+              clip_sample_range=1.0, thresholding=False, dynamic_thresholding_ratio=0.995,
+              sample_max_value=1.0):
     """One ancestral DDPM step in x₀ form (paper Eq. 20), for any stride ᾱ_t → ᾱ_prev.
+
+    x̂₀ is clipped to ±clip_sample_range (``clip_sample``) or, with ``thresholding``, dynamically
+    thresholded (:func:`dynamic_threshold` with ``dynamic_thresholding_ratio``, ``sample_max_value``).
 
     μ̃ = [√ᾱ_prev·β/(1-ᾱ_t)]·x̂₀ + [√(ᾱ_t/ᾱ_prev)·(1-ᾱ_prev)/(1-ᾱ_t)]·x_t, β = 1 - ᾱ_t/ᾱ_prev;
     x_prev = μ̃ + std·z with std from :func:`ddpm_variance`. At ᾱ_t = 0 this is √ᾱ_prev·x̂₀ + std·z:
@@ -147,7 +180,8 @@ def ddpm_step(x_t, model_output, *, prediction_type, alpha_bar_t, alpha_bar_prev
         _check_predicted_variance(predicted_variance, x_t.shape)
     with np.errstate(over="ignore", invalid="ignore"):
         x0, _ = _x0_and_eps(x_t, out, prediction_type, alpha, sigma, _STEP_NAMES)
-    x0 = _clip(x0, clip_sample, clip_sample_range)
+    x0 = _clip_or_threshold(x0, clip_sample, clip_sample_range, thresholding, dynamic_thresholding_ratio,
+                            sample_max_value)
     beta = (a_p - a_t) / a_p
     c_x0 = math.sqrt(a_p) * beta / (1.0 - a_t)
     # √ of the ratio rounds once less; for a subnormal ᾱ_t the ratio would lose digits, so √ first
@@ -186,10 +220,12 @@ def ddim_noise_scale(alpha_bar_t, alpha_bar_prev, eta=0.0) -> tuple[float, float
 
 
 def ddim_step(x_t, model_output, *, prediction_type, alpha_bar_t, alpha_bar_prev, eta=0.0,
-              noise=None, clip_sample=False, clip_sample_range=1.0, use_clipped_model_output=False):
+              noise=None, clip_sample=False, clip_sample_range=1.0, use_clipped_model_output=False,
+              thresholding=False, dynamic_thresholding_ratio=0.995, sample_max_value=1.0):
     """One DDIM step (paper Eqs. 21-22): x_prev = √ᾱ_prev·x̂₀ + √(1-ᾱ_prev-s²)·ε̂ + s·z.
 
-    With ``clip_sample`` x̂₀ is clipped to ±clip_sample_range; ``use_clipped_model_output`` then
+    With ``clip_sample`` x̂₀ is clipped to ±clip_sample_range, with ``thresholding`` dynamically
+    thresholded (:func:`dynamic_threshold`; it takes precedence); ``use_clipped_model_output`` then
     re-derives ε̂ = (x_t - √ᾱ_t·x̂₀)/√(1-ᾱ_t) from the clipped x̂₀ (as diffusers does).
     """
     a_t, a_p = _levels(alpha_bar_t, alpha_bar_prev)
@@ -198,8 +234,9 @@ def ddim_step(x_t, model_output, *, prediction_type, alpha_bar_t, alpha_bar_prev
     use_clipped = _checks.boolean("use_clipped_model_output", use_clipped_model_output)
     with np.errstate(over="ignore", invalid="ignore"):
         x0, eps = _x0_and_eps(x_t, out, prediction_type, alpha, sigma, _STEP_NAMES)
-        x0 = _clip(x0, clip_sample, clip_sample_range)
-        if clip_sample and use_clipped:
+        x0 = _clip_or_threshold(x0, clip_sample, clip_sample_range, thresholding, dynamic_thresholding_ratio,
+                                sample_max_value)
+        if (clip_sample or thresholding) and use_clipped:
             eps = (x_t - math.sqrt(a_t) * x0) / math.sqrt(1.0 - a_t)
         c_eps, s = ddim_noise_scale(a_t, a_p, eta)
         res = math.sqrt(a_p) * x0 + c_eps * eps + _noise_term(noise, s, x0.shape)
