@@ -497,7 +497,7 @@ def fuzz_worlds():
 _STATE_NAMES = ("x_t", "model_output", "x", "x0", "eps", "x_neg", "x_pos", "x_cfg", "x_T", "mean", "x_T_mean")
 _ENUMS = {"spacing": _ref.SPACINGS, "interpolation": ("linear", "log_linear"), "final_sigma": ("zero", "sigma_min"),
           "variance_type": VARIANCE_TYPES, "from_type": PREDICTION_TYPES, "to_type": PREDICTION_TYPES,
-          "weighting": _ref.LOSS_WEIGHTINGS}
+          "weighting": _ref.LOSS_WEIGHTINGS, "sigma_schedule": _ref.SIGMA_SCHEDULES}
 #: per-sampler options of sample_loop / step_map / sampler_moments (their ``**options``)
 _OPTION_VALUES = {
     "variance_type": lambda w, draw: w.variance_type,
@@ -570,6 +570,8 @@ def _valid_value(fname: str, pname: str, w: FuzzWorld, draw, default, sofar: dic
         return w.spacing
     if pname == "final_sigma" and w.schedule.alphas_cumprod[0] == 0.0:
         return "zero"  # σ_min = σ at t = 0 is inf for the unclipped cosine at T = 1
+    if pname == "sigma_schedule" and w.schedule.alphas_cumprod[-1] == 0.0:
+        return "timesteps"  # zero SNR: σ_max = inf, the converted σ schedules are undefined
     if pname in _ENUMS:
         return w.pick(_ENUMS[pname])
     if pname == "sampler":

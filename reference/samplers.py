@@ -82,12 +82,15 @@ def _threshold(x0: np.ndarray, ratio: float, max_value: float, name: str) -> np.
         raise ValueError(f"{name} must be a non-empty batch of samples (batch on axis 0) to be thresholded; "
                          f"got shape {x0.shape}")
     flat = x0.reshape(x0.shape[0], -1)
-    s = np.clip(np.quantile(np.abs(flat), ratio, axis=1), 1.0, max_value)[:, None]
+    with np.errstate(invalid="ignore"):  # an overflowed x̂₀: interpolating inf and inf is NaN, i.e. inf
+        q = np.nan_to_num(np.quantile(np.abs(flat), ratio, axis=1), nan=np.inf)
+    s = np.clip(q, 1.0, max_value)[:, None]
     return (np.clip(flat, -s, s) / s).reshape(x0.shape)
 
 
 def _clip_or_threshold(x0, clip_sample, clip_sample_range, thresholding, ratio, max_value):
     """x̂₀ after dynamic thresholding (which takes precedence, as in diffusers) or clipping."""
+    _checks.boolean("clip_sample", clip_sample)
     if _checks.boolean("thresholding", thresholding):
         return _threshold(x0, _checks.real("dynamic_thresholding_ratio", ratio, 0.0, 1.0),
                           _checks.real("sample_max_value", max_value, 1.0), "x_t")
@@ -236,7 +239,7 @@ def ddim_step(x_t, model_output, *, prediction_type, alpha_bar_t, alpha_bar_prev
         x0, eps = _x0_and_eps(x_t, out, prediction_type, alpha, sigma, _STEP_NAMES)
         x0 = _clip_or_threshold(x0, clip_sample, clip_sample_range, thresholding, dynamic_thresholding_ratio,
                                 sample_max_value)
-        if (clip_sample or thresholding) and use_clipped:
+        if (_checks.boolean("clip_sample", clip_sample) or thresholding) and use_clipped:
             eps = (x_t - math.sqrt(a_t) * x0) / math.sqrt(1.0 - a_t)
         c_eps, s = ddim_noise_scale(a_t, a_p, eta)
         res = math.sqrt(a_p) * x0 + c_eps * eps + _noise_term(noise, s, x0.shape)

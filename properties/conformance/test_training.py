@@ -73,8 +73,10 @@ def _probe(impl, sampler, prop):
         _SUPPORT[key] = None
         try:
             if prop in ("training_snr", "min_snr"):
-                if getattr(impl, name, None) is None:
+                fn = getattr(impl, name, None)
+                if fn is None:
                     raise Unsupported(f"the implementation has no {name}()")
+                fn(SamplerConfig(sampler), np.array([0]), *((5.0,) if prop == "min_snr" else ()))
             else:
                 smp = impl.build(SamplerConfig(sampler))
                 fn = getattr(smp, name, None)

@@ -80,6 +80,9 @@ ALLOWED_INF = {
     # σ of the Euler family at zero terminal SNR: √((1-ᾱ)/ᾱ) = +inf where ᾱ_t = 0
     "sigma_at": lambda kw, r, where: _inf_sigma_at(kw, r, where.reshape(-1)),
     "euler_sigmas": lambda kw, r, where: not where[-1] and _inf_sigma_at(kw, r, where.reshape(-1)[:-1]),
+    # the plain σ of the timesteps (no conversion) start at +inf at zero SNR, as euler_sigmas do
+    "converted_euler_sigmas": lambda kw, r, where: kw.get("sigma_schedule", "karras") == "timesteps"
+    and r.size == np.size(kw["timesteps"]) + 1 and not where[-1] and _inf_sigma_at(kw, r, where.reshape(-1)[:-1]),
     # Algorithm 1 on σ: σ_T = +inf (ᾱ_T = 0) unless a terminal floor is given
     "rescale_zero_terminal_snr_sigmas": lambda kw, r, where: kw.get("terminal_floor") is None
     and bool(np.all(np.flatnonzero(where) == r.size - 1)),
