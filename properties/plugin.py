@@ -101,6 +101,8 @@ def zsnr_record(request):
     yield rec
     request.node.user_properties.append(("zsnr_worst_error", rec.worst))
     request.node.user_properties.append(("zsnr_deviations", dict(rec.deviations)))
+    request.node.user_properties.append(("zsnr_deviation_worst", dict(rec.deviation_worst)))
+    request.node.user_properties.append(("zsnr_fixed", dict(rec.fixed)))
 
 
 def pytest_itemcollected(item):
