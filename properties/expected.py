@@ -20,6 +20,18 @@ import reference as ref
 from .contract import SamplerConfig
 
 VE_SAMPLERS = ("euler", "euler_ancestral")
+#: the sampler kind of a generic scheduler class a model may describe (property 9)
+KINDS = {"EulerDiscreteScheduler": "euler", "EulerAncestralDiscreteScheduler": "euler_ancestral"}
+
+
+def as_kind(cfg: SamplerConfig) -> SamplerConfig | None:
+    """cfg with a generic scheduler class name replaced by its sampler kind (None: no kind)."""
+    from dataclasses import replace
+
+    if cfg.sampler in ("ddpm", "ddim", *VE_SAMPLERS):
+        return cfg
+    kind = KINDS.get(cfg.sampler)
+    return None if kind is None else replace(cfg, sampler=kind)
 
 
 def schedule(cfg: SamplerConfig) -> ref.Schedule:
@@ -261,7 +273,7 @@ def _p_step_widening(E, cfg, i, levels, x, model_output, z, pv, u):
     return 0.0
 
 
-def _p_silent_at_T(E, cfg, levels, x, model_output, z, pv):
+def _p_silent_at_T(E, cfg, levels, x, model_output, z, pv, u, subnormal):
     """What ε-prediction at zero SNR may return without raising or warning: nothing (None)."""
     return None
 

@@ -209,21 +209,27 @@ def _last_step_std(c, a_t, pv):
     return np.exp(0.5 * (frac * math.log(beta) + (1 - frac) * math.log(1e-20)))
 
 
+def _lands_clean_at_positive_t(E, c, i, levels):
+    t = E.timesteps(c)[i]
+    return levels[1] == 1.0 and t > 0
+
+
 def m_ddpm_noise_std(E, c, i, levels, pv):
-    """MODEL DDPM noise: on the last step, where the last timestep is > 0, noise of std √β
-    (fixed_large), √pv (learned), β^(f/2)·1e-10^(1-f) (learned_range), 1e-10 (fixed_small[_log]),
-    (log β)^0.5 (fixed_large_log); elsewhere the std as modelled."""
-    ts = E.timesteps(c)
-    if i == ts.size - 1 and ts[-1] > 0:
+    """MODEL DDPM noise: a step at t > 0 that lands on ᾱ = 1 (the last, or the one before the
+    extra t = -1 step) adds noise of std √β (fixed_large), √pv (learned), β^(f/2)·1e-10^(1-f)
+    (learned_range), 1e-10 (fixed_small[_log]), (log β)^0.5 (fixed_large_log); a step at t <= 0
+    adds none; elsewhere the std as modelled."""
+    if _lands_clean_at_positive_t(E, c, i, levels):
         return _last_step_std(c, levels[0], pv)
+    if E.timesteps(c)[i] <= 0:
+        return 0.0
     return E.ddpm_std(c, levels[0], levels[1], pv)
 
 
 def m_ddpm_last_widening(E, c, i, levels, x, out, z, pv, u):
     """WIDENING: the added noise term is a term of the step like any other: STEP_OPS·u·|std·z|, plus
     its level sensitivity LEVEL_OPS·u·|∂std/∂ln ᾱ_t|·|z| (√β: ᾱ_t/(2√β))."""
-    ts = E.timesteps(c)
-    if not (i == ts.size - 1 and ts[-1] > 0) or z is None:
+    if not _lands_clean_at_positive_t(E, c, i, levels) or z is None:
         return 0.0
     std = np.abs(np.asarray(_last_step_std(c, levels[0], pv), np.float64))
     sens = levels[0] / (2 * math.sqrt(1 - levels[0])) if levels[0] < 1 else 0.0
@@ -259,10 +265,11 @@ def m_ancestral_widening(E, c, i, levels, x, out, z, pv, u):
     return dd * np.abs((np.asarray(x, np.float64) - x0) / sigma)
 
 
-def m_log_linear_sigmas(E, c):
-    """MODEL Euler σ for interpolation_type='log_linear': exp(linspace(log σ(T-1), log σ(0), S+1)),
-    ignoring the timesteps, then the final σ: S+2 values."""
-    return _log_linear(c, E.alphas_cumprod(c))
+def m_sigmas(E, c):
+    """MODEL Euler σ as diffusers forms them from the (modelled) ᾱ and timesteps: see m_chain_sigmas
+    (for interpolation_type='log_linear': exp(linspace(log σ(T-1), log σ(0), S+1)), ignoring the
+    timesteps, then the final σ: S+2 values)."""
+    return m_chain_sigmas(E, c, E.alphas_cumprod(c), E.timesteps(c))
 
 
 def _log_linear(c, abar):
@@ -303,14 +310,14 @@ def m_model_before_churn(E, c):
     return "before_churn"
 
 
-def m_silent_at_T(E, c, levels, x, out, z, pv):
+def m_silent_at_T(E, c, levels, x, out, z, pv, u, sub):
     """MODEL of ε-prediction at zero SNR (no error, no warning): DDPM/DDIM divide by α_t = 0 in IEEE
     arithmetic (x̂₀ = ±inf, NaN where x = ε; clip_sample clamps it to ±1, and then
     use_clipped_model_output re-derives ε̂ = x); Euler/Euler ancestral step from their floored
     σ_T = 4096 (a finite ε-step). Returns (values, tolerance)."""
     if c.sampler in expected.VE_SAMPLERS:
         want = E.step(c, 0, levels, x, out, z, pv)
-        return want, E.step_tolerance(c, 0, levels, x, out, z, pv, U, 0.0)
+        return want, E.step_tolerance(c, 0, levels, x, out, z, pv, u, sub)
     a_t, a_p = levels
     with np.errstate(divide="ignore", invalid="ignore"):
         x0 = (np.asarray(x, np.float64) - math.sqrt(1 - a_t) * np.asarray(out, np.float64)) / math.sqrt(a_t)
@@ -335,7 +342,7 @@ def m_silent_at_T(E, c, levels, x, out, z, pv):
     as_x0 = SamplerConfig(c.sampler, prediction_type="sample", options=c.options)
     x0f = np.where(np.isfinite(x0), x0, 0.0)
     try:
-        tol = E.step_tolerance(as_x0, 0, levels, xs, x0f, z, pv, U, 0.0)
+        tol = E.step_tolerance(as_x0, 0, levels, xs, x0f, z, pv, u, sub)
     except ValueError:
         tol = np.zeros(np.shape(xs))
     return want, tol
@@ -386,8 +393,10 @@ def _ddim_radicand_cancels(c: SamplerConfig) -> bool:
     return False
 
 
-def _last_timestep_positive(c: SamplerConfig) -> bool:
-    return bool(_float_spacing(c)[-1] > 0)
+def _noise_on_clean_step(c: SamplerConfig) -> bool:
+    # some step at t > 0 lands on clean data (its next timestep is past the end or negative)
+    ts = _float_spacing(c)
+    return bool(np.any((ts > 0) & (np.append(ts[1:], -1) < 0)))
 
 
 def _float32_underflow(c: SamplerConfig) -> bool:
@@ -460,7 +469,7 @@ DEVIATIONS = [
         SamplerConfig("ddim", num_train_timesteps=4000, beta_schedule="linear", beta_start=0.0078125,
                       beta_end=0.046875), {},
         model={"alphas_cumprod": m_alphas_cumprod, "alphas_cumprod_abs": m_float32_schedule_abs,
-               "unchecked_levels": m_float32_unchecked, "chain_sigmas": m_chain_sigmas},
+               "unchecked_levels": m_float32_unchecked, "chain_sigmas": m_chain_sigmas, "sigmas": m_sigmas},
         summary="ᾱ = the oracle's rounded to float32 (0 below 2⁻¹⁵⁰); rescaled: diffusers' float32 "
                 "rescale of those, NaN from the first ᾱ_{t-1} = 0; steps at NaN/degenerate levels unchecked "
                 "only if the whole ᾱ table is the model's"),
@@ -514,7 +523,7 @@ DEVIATIONS = [
         summary="noise std = (log β)^0.5 of the float32 β = 1 - ᾱ_t/ᾱ_prev: NaN for β < 1, 0 at β = 1"),
     Deviation(
         "ddpm-noise-on-last-step", ("step", "chaining", "loop"), ("ddpm",),
-        _last_timestep_positive,
+        _noise_on_clean_step,
         "DDPMScheduler adds noise whenever t > 0, not 'unless this is the last step': when the last "
         "timestep is > 0 (trailing, leading with steps_offset, ...) the final sample keeps noise: std √β "
         "for fixed_large, √(predicted variance) for learned, β^(f/2)·1e-10^(1-f) for learned_range, "
@@ -584,7 +593,7 @@ DEVIATIONS = [
         "ends on σ_min instead of 0 and σ_i is not σ(t_i).",
         SRC + "scheduling_euler_discrete.py (set_timesteps, interpolation_type == 'log_linear')",
         SamplerConfig("euler", options=(("interpolation_type", "log_linear"),)), {},
-        model={"sigmas": m_log_linear_sigmas, "chain_sigmas": m_chain_sigmas, "churn_steps": m_log_linear_churn_steps},
+        model={"sigmas": m_sigmas, "chain_sigmas": m_chain_sigmas, "churn_steps": m_log_linear_churn_steps},
         summary="σ = exp(linspace(log σ(T-1), log σ(0), S+1)) then the final σ: S+2 values; the loop ends on "
                 "σ(0); the churn's γ = s_churn/(S+1)"),
     Deviation(
