@@ -46,6 +46,16 @@ class DDIMIgnoresEta(DDIMScheduler):
         return super().step(*args, eta=0.0, **kw)
 
 
+class DDIMNoNoiseOnLargeSteps(DDIMScheduler):
+    """A shortcut taken only on large steps (ᾱ_prev > 10·ᾱ_t): the η-noise skipped there."""
+
+    def _get_variance(self, timestep, prev_timestep):
+        v = super()._get_variance(timestep, prev_timestep)
+        a_t = self.alphas_cumprod[timestep]
+        a_p = self.alphas_cumprod[prev_timestep] if prev_timestep >= 0 else self.final_alpha_cumprod
+        return v * 0 if a_p > 10 * a_t else v
+
+
 class DDPMPrevTimestepStride(DDPMScheduler):
     """diffusers #9261 (fixed in 0.32): previous timestep t - T//S instead of the next scheduled one."""
 
@@ -128,6 +138,9 @@ CASES = {
                                    ("loop", checks.check_loop, (np.full(SHAPE, 0.2), 0.25, x, 0))]),
     "ddim-ignores-eta": (DDIMIgnoresEta, "ddim", ETA1, "ddim-eta1-zero-snr-nan",
                          [("step", checks.check_step, (2, x, out, 0, None))]),
+    "ddim-no-noise-on-large-steps": (DDIMNoNoiseOnLargeSteps, "ddim", ETA1, "ddim-eta1-zero-snr-nan",
+                                     [("step", checks.check_step, (0, x, out, 0, None)),
+                                      ("loop", checks.check_loop, (np.full(SHAPE, 0.2), 0.25, x, 0))]),
     "ddpm-prev-timestep-stride": (DDPMPrevTimestepStride, "ddpm", TRAILING_13, "ddpm-noise-on-last-step",
                                   [("step", checks.check_step, (5, x, out, 0, None)),
                                    ("chaining", checks.check_chaining, ()),
