@@ -111,7 +111,7 @@ def model_differs(dev: Deviation, cfg: SamplerConfig) -> bool:
         if name == "sigmas":
             if cfg.sampler not in ("euler", "euler_ancestral"):
                 continue
-            a, b = ORACLE.sigmas(cfg, ORACLE.alphas_cumprod(cfg)), deviant.sigmas(cfg, deviant.alphas_cumprod(cfg))
+            a, b = ORACLE.sigmas(cfg), deviant.sigmas(cfg)
         else:
             a, b = getattr(ORACLE, name)(cfg), getattr(deviant, name)(cfg)
         if a.shape != b.shape or not np.array_equal(a, b, equal_nan=True):

@@ -130,16 +130,24 @@ def m_float32_schedule(E, c):
     return _diffusers_rescale_f32(abar32).astype(np.float64)
 
 
+def _subnormal_steps(c):
+    """Absolute error of a float32 running product below the normal range: each product formed
+    there rounds by up to 2⁻¹⁵⁰ absolutely (later factors < 1 only shrink it), so by
+    2⁻¹⁵⁰·(1 + the number of subnormal steps so far)."""
+    plain = make_schedule(c.beta_schedule, c.num_train_timesteps, c.beta_start, c.beta_end).alphas_cumprod
+    return 2.0**-150 * (1 + np.cumsum(plain < 2.0**-126))
+
+
 def m_float32_schedule_abs(E, c):
-    """WIDENING of ᾱ, absolute: half float32's smallest subnormal (2⁻¹⁵⁰, the rounding of a value
-    below the normal range), plus for the rescale the float32 bound of its two running products,
+    """WIDENING of ᾱ, absolute: the subnormal rounding of the float32 running product
+    (_subnormal_steps), plus for the rescale the float32 bound of its two running products,
     (t+1)·u·3 + the plain product's, relative to the model's ᾱ."""
     model = E.alphas_cumprod(c)
     if not c.rescale:
-        return 2.0**-150
+        return _subnormal_steps(c)
     base = make_schedule(c.beta_schedule, c.num_train_timesteps, c.beta_start, c.beta_end)
     rel = tolerances.alphas_cumprod_relative(base.betas) + 3 * U * np.arange(1, model.size + 1)
-    return np.where(np.isfinite(model), rel * np.abs(model), 0.0) + 2.0**-150
+    return np.where(np.isfinite(model), rel * np.abs(model), 0.0) + _subnormal_steps(c)
 
 
 def m_float32_unchecked(E, c, abar, levels):
@@ -152,7 +160,7 @@ def m_float32_unchecked(E, c, abar, levels):
     fin = np.isfinite(want)
     rel = tolerances.alphas_cumprod_relative(make_schedule(c.beta_schedule, c.num_train_timesteps, c.beta_start,
                                                            c.beta_end).betas) + 3 * U * np.arange(1, want.size + 1)
-    return bool(np.all(np.abs(abar[fin] - want[fin]) <= rel[fin] * np.abs(want[fin]) + 2.0**-150))
+    return bool(np.all(np.abs(abar[fin] - want[fin]) <= rel[fin] * np.abs(want[fin]) + _subnormal_steps(c)[fin]))
 
 
 def m_ddim_coefficients(E, c, levels):
@@ -228,13 +236,17 @@ def m_ddpm_noise_std(E, c, i, levels, pv):
 
 def m_ddpm_last_widening(E, c, i, levels, x, out, z, pv, u):
     """WIDENING: the added noise term is a term of the step like any other: STEP_OPS·u·|std·z|, plus
-    its level sensitivity LEVEL_OPS·u·|∂std/∂ln ᾱ_t|·|z| (√β: ᾱ_t/(2√β))."""
+    2u·|log std|·|std·z| (the *_log and learned_range types form std = exp(½·log v): log's absolute
+    error u·|log v| becomes a relative one), plus its level sensitivity LEVEL_OPS·u·|∂std/∂ln ᾱ_t|·|z|
+    (√β: ᾱ_t/(2√β))."""
     if not _lands_clean_at_positive_t(E, c, i, levels) or z is None:
         return 0.0
     std = np.abs(np.asarray(_last_step_std(c, levels[0], pv), np.float64))
     sens = levels[0] / (2 * math.sqrt(1 - levels[0])) if levels[0] < 1 else 0.0
     with np.errstate(invalid="ignore"):
-        return np.nan_to_num(tolerances.STEP_OPS * u * std * np.abs(z)) + tolerances.LEVEL_OPS * u * sens * np.abs(z)
+        logs = np.abs(np.log(np.where(std > 0, std, 1.0)))
+        return np.nan_to_num((tolerances.STEP_OPS + 2 * logs) * u * std * np.abs(z)) \
+            + tolerances.LEVEL_OPS * u * sens * np.abs(z)
 
 
 def m_ancestral_sigmas(E, c, sigma, sigma_next):
@@ -273,11 +285,15 @@ def m_sigmas(E, c):
 
 
 def _log_linear(c, abar):
-    with np.errstate(divide="ignore"):
-        table = np.sqrt((1 - np.asarray(abar, np.float64)) / np.asarray(abar, np.float64))
-    sig = np.exp(np.linspace(math.log(table[-1]), math.log(table[0]), c.num_inference_steps + 1))
-    final = 0.0 if c.option("final_sigmas_type", "zero") == "zero" else table[0]
-    return np.concatenate([sig, [final]])
+    """diffusers' log-linear σ: torch.linspace(log σ(T-1), log σ(0), S+1).exp() in float32."""
+    import torch
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        a32 = torch.tensor(np.asarray(abar, np.float64), dtype=torch.float32)
+        table = (((1 - a32) / a32) ** 0.5).numpy()
+        sig = torch.linspace(float(np.log(table[-1])), float(np.log(table[0])), c.num_inference_steps + 1).exp()
+    final = 0.0 if c.option("final_sigmas_type", "zero") == "zero" else float(table[0])
+    return np.concatenate([sig.double().numpy(), [final]])
 
 
 def m_log_linear_churn_steps(E, c):
@@ -455,7 +471,7 @@ def _euler_small_churn(c: SamplerConfig) -> bool:
 
 TIMESTEPS = {"timesteps": m_timesteps}
 LEVELS = {"timesteps": m_timesteps, "vp_levels": m_vp_levels}
-FLOOR = {"alphas_cumprod": m_alphas_cumprod}
+FLOOR = {"alphas_cumprod": m_alphas_cumprod, "sigmas": m_sigmas}
 
 
 DEVIATIONS = [
@@ -549,7 +565,8 @@ DEVIATIONS = [
         "(σ_T = 4096 instead of inf): SNR(T) = 5.96e-08, not 0.",
         "https://github.com/huggingface/diffusers/pull/6024",
         SamplerConfig("euler"), {}, model=FLOOR,
-        summary="ᾱ_T = 2⁻²⁴ exactly after the rescale (SNR(T) = 5.96e-08, σ_T = 4096), σ interpolated from it"),
+        summary="ᾱ_T = 2⁻²⁴ exactly after the rescale (SNR(T) = 5.96e-08, σ_T = 4096), σ = np.interp of "
+                "diffusers' float32 √((1-ᾱ)/ᾱ) (inf where that overflows)"),
     Deviation(
         "euler-floor-above-previous", ("schedule", "chaining"),
         ("euler", "euler_ancestral", "EulerDiscreteScheduler", "EulerAncestralDiscreteScheduler"),
