@@ -76,12 +76,15 @@ def has_conformance_tests(path: Path | None = None) -> bool:
     return root.is_dir() and any(root.rglob("test_*.py"))
 
 
-def run_profile(profile: str, suite: str = SUITE, timeout: float = 1800, extra_args=()) -> dict:
-    """Run the suite under one Hypothesis profile; returns parsed statistics and timings."""
+def run_profile(profile: str, suite: str = SUITE, timeout: float = 1800, extra_args=(), repo: Path | None = None,
+                env: dict | None = None) -> dict:
+    """Run the suite under one Hypothesis profile (in the checkout ``repo``: its own ``properties``
+    comes first on the path); returns parsed statistics and timings."""
     cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", suite,
            f"--hypothesis-profile={profile}", "--hypothesis-show-statistics", *extra_args]
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=REPO, check=False, capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(cmd, cwd=repo or REPO, check=False, capture_output=True, text=True, timeout=timeout,
+                          env=env)
     wall = time.perf_counter() - t0
     out = proc.stdout + proc.stderr
     stats = parse_statistics(out)
@@ -117,3 +120,78 @@ def run(profiles=("dev",), suite: str = SUITE) -> dict:
              "timings are of what ran)" for r in bad]
     return {"available": True, "runs": runs, "table": md + ("\n\n" + "\n".join(notes) if notes else ""),
             "examples_per_second": runs[0]["examples_per_second"], "headline_profile": runs[0]["profile"]}
+
+
+#: for an earlier checkout whose plug-in does not neutralise Hypothesis's local constants: the same
+#: neutralisation (properties.profiles.no_local_constants) for every test, so both sides draw the same
+#: examples and the ratio measures the code, not a change of draws
+_NEUTRALISE = """
+import pytest
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
+    try:
+        from hypothesis.internal.conjecture import providers
+        from hypothesis.internal.constants_ast import Constants
+    except ImportError:
+        yield
+        return
+    original, empty = providers._get_local_constants, Constants()
+    providers._get_local_constants = lambda: empty
+    providers.CONSTANTS_CACHE.cache.clear()
+    try:
+        yield
+    finally:
+        providers._get_local_constants = original
+        providers.CONSTANTS_CACHE.cache.clear()
+"""
+
+
+def compare(other: Path, profile: str = "ci", rounds: int = 1) -> dict:
+    """suite_examples_per_second of ``profile`` in another checkout (e.g. an earlier commit, from
+    ``git archive``) and in this one, alternately in one run on the same machine. Both run without
+    Hypothesis's local constants (see _NEUTRALISE), so they draw the same examples."""
+    import os
+    import tempfile
+
+    results = {"other": [], "this": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        Path(tmp, "zsnr_bench_neutralise.py").write_text(_NEUTRALISE)
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [tmp, os.environ.get("PYTHONPATH")]))}
+        for _ in range(rounds):
+            for key, repo, extra in (("other", other, ("-p", "zsnr_bench_neutralise")), ("this", None, ())):
+                r = run_profile(profile, repo=repo, env=env, extra_args=extra)
+                total = sum(s["passing"] for s in r["stats"].values())
+                results[key].append({"wall": r["wall"], "passing": total, "eps": total / r["wall"],
+                                     "summary": r["summary"], "returncode": r["returncode"]})
+    best = {k: max(v, key=lambda x: x["eps"]) for k, v in results.items()}
+    return {"runs": results, "ratio": best["this"]["eps"] / best["other"]["eps"], "best": best}
+
+
+def main(argv=None) -> int:
+    import argparse
+
+    p = argparse.ArgumentParser(description="suite_examples_per_second of a profile; --compare DIR: "
+                                            "against another checkout, in the same run")
+    p.add_argument("--profile", default="ci")
+    p.add_argument("--compare", type=Path, default=None, metavar="DIR")
+    p.add_argument("--rounds", type=int, default=1)
+    a = p.parse_args(argv)
+    if a.compare is None:
+        r = run_profile(a.profile)
+        total = sum(s["passing"] for s in r["stats"].values())
+        print(f"{a.profile}: {total} passing examples in {r['wall']:.1f} s; {r['summary']}")
+        print(f"suite_examples_per_second: {total / r['wall']:.4g}")
+        return 0
+    res = compare(a.compare, a.profile, a.rounds)
+    for key, runs in res["runs"].items():
+        for r in runs:
+            print(f"{key:5} {a.profile}: {r['passing']} passing examples in {r['wall']:.1f} s "
+                  f"= {r['eps']:.4g} examples/s; {r['summary']}")
+    print(f"suite_examples_per_second ({a.profile}): {res['best']['other']['eps']:.4g} -> "
+          f"{res['best']['this']['eps']:.4g}; ratio {res['ratio']:.3g}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

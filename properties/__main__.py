@@ -1,13 +1,17 @@
 """``python -m properties``: run the conformance suite and print the conformance matrix.
 
 Sampler x property: pass / known deviation / FAIL / skip, with the worst error seen (as a
-fraction of the derived tolerance, |diff|/tol) and, for a failure, the minimal counterexample.
-``--markdown PATH`` and ``--json PATH`` write it (JSON: one record per test).
+fraction of the derived tolerance, |diff|/tol). A line per test while it runs; for each failure,
+the property, sampler, minimal configuration and inputs (from the check's own record), the worst
+point and a snippet that reproduces it; the deviations a subclass inherited, which still hold and
+which it fixed. ``--markdown PATH`` and ``--json PATH`` write it (JSON: one record per test);
+``-n auto`` runs it on pytest-xdist.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import re
 import sys
@@ -15,15 +19,36 @@ import time
 
 import pytest
 
+from . import report
 from .deviations import PROPERTIES
 from .plugin import DEFAULT_IMPL
+from .profiles import PROFILES
 
 COLUMNS = [p for p in PROPERTIES if p != "generic"]
 
 
 class _Collector:
-    def __init__(self):
+    """Collects one record per test from the reports (also those pytest-xdist's workers send),
+    and prints progress as each test finishes."""
+
+    def __init__(self, progress=True):
         self.records: dict[str, dict] = {}
+        self.total = 0
+        self.done = 0
+        self.progress = progress
+
+    def pytest_collection_finish(self, session):
+        self.total = self.total or len(session.items)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node, ids):
+        self.total = max(self.total, len(ids))
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_report_teststatus(self, report, config):
+        # no dots: this command prints a line per test instead
+        category = report.outcome if report.when == "call" or report.failed or report.skipped else ""
+        return category, "", ""
 
     def pytest_runtest_logreport(self, report):
         rec = self.records.setdefault(report.nodeid, {"node_id": report.nodeid, "outcome": "passed",
@@ -36,6 +61,10 @@ class _Collector:
         if sampler == "generic" and param:
             sampler = param.group(1)
         rec["sampler"] = sampler
+        for key, name in (("zsnr_deviation_id", "deviation_id"), ("zsnr_inherited", "inherited"),
+                          ("zsnr_impl_deprecation_warnings", "impl_deprecation_warnings")):
+            if key in props:
+                rec[name] = props[key]
         if "zsnr_worst_error" in props:
             rec["worst_error"] = props["zsnr_worst_error"]
             rec["deviations"] = props.get("zsnr_deviations", {})
@@ -46,11 +75,34 @@ class _Collector:
             rec["reason"] = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
         if report.failed:
             rec["outcome"] = "failed"
-            text = str(report.longrepr)
-            first = next((ln[1:].strip() for ln in text.splitlines() if ln.startswith("E ")), "")
-            rec["error"] = first
-            m = re.search(r"Falsifying (?:explicit )?example:(.*?)(?:\n\S|\Z)", text, re.DOTALL)
-            rec["counterexample"] = m.group(1).replace("\nE", "\n").strip() if m else ""
+            failure = props.get("zsnr_failure")
+            if failure:
+                rec["failure"] = failure
+                rec["error"] = failure.get("error", "")
+                call = failure.get("call") or {}
+                rec["counterexample"] = "; ".join(filter(None, [call.get("config"), ", ".join(call.get("args", []))]))
+            elif "error" not in rec:
+                text = str(report.longrepr)
+                rec["error"] = next((ln[1:].strip() for ln in text.splitlines() if ln.startswith("E ")),
+                                    text.strip().splitlines()[-1] if text.strip() else "")
+        if report.when == "teardown":
+            self.done += 1
+            if self.progress:
+                print(f"[{self.done:>3}/{self.total or '?'}] {rec.get('property') or '-':<18} "
+                      f"{rec.get('deviation_id') or rec.get('sampler') or '-'!s:<32} {_status(rec)}  ({rec['duration_s']:.1f} s)",
+                      flush=True)
+
+
+def _status(rec) -> str:
+    if rec["outcome"] == "failed":
+        return "FAIL"
+    if rec["outcome"] == "skipped":
+        return "skip"
+    if rec.get("property") == "declared_deviation":
+        return "reproduces" if rec.get("deviations") else "does not reproduce"
+    devs = rec.get("deviations") or {}
+    worst = rec.get("worst_error") or 0.0
+    return (f"dev[{len(devs)}]" if devs else "pass") + (f" ({worst:.2g})" if worst else "")
 
 
 def _cell(recs, compact=False):
@@ -86,7 +138,8 @@ def to_markdown(table, cols, records, header):
     if fails:
         out += ["", "## Failures", ""]
         for r in fails:
-            out += [f"### `{r['node_id']}`", "", r.get("error", ""), "", "```", r.get("counterexample", ""), "```", ""]
+            body = report.summary(r["failure"]) if r.get("failure") else r.get("error", "")
+            out += [f"### `{r['node_id']}`", "", "```", body, "```", ""]
     if devs:
         out += ["", "## Known deviations met", ""] + [f"- **{k}**: {v}" for k, v in sorted(devs.items())]
     worst, fixed = _model_summary(records)
@@ -117,37 +170,66 @@ def _plugin_installed() -> bool:
     return any(ep.group == "pytest11" and ep.name == "zsnr" for d in distributions() for ep in d.entry_points)
 
 
+def _inherited_lines(records) -> list[str]:
+    """Which deviations inherited by a subclass still hold, and which the subclass fixed."""
+    inherited = [r for r in records if r.get("property") == "declared_deviation" and r.get("inherited")]
+    if not inherited:
+        return []
+    holds = sorted(r["deviation_id"] for r in inherited if r["outcome"] == "passed" and r.get("deviations"))
+    fixed = sorted(r["deviation_id"] for r in inherited if r["outcome"] == "passed" and not r.get("deviations"))
+    failed = sorted(r["deviation_id"] for r in inherited if r["outcome"] == "failed")
+    out = [f"inherited deviations (declared for the diffusers class a replacement subclasses): {len(inherited)}",
+           f"  still hold: {', '.join(holds) or 'none'}", f"  fixed by the subclass: {', '.join(fixed) or 'none'}"]
+    if failed:
+        out.append(f"  no longer reproduce (reported as FAIL): {', '.join(failed)}")
+    return out
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m properties", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--impl", default=None, help=f"module:attribute (default {DEFAULT_IMPL}; env ZSNR_IMPL)")
     p.add_argument("--impl-dtype", default=None, help="float32 (default), float16, bfloat16")
     p.add_argument("--impl-device", default=None, help="cpu (default), cuda")
-    p.add_argument("--hypothesis-profile", default="ci", choices=("dev", "ci", "thorough"))
+    p.add_argument("--impl-timeout", default=None, type=float,
+                   help="time limit in seconds of one call into the implementation (default 60; 0: none)")
+    p.add_argument("--hypothesis-profile", "--zsnr-profile", dest="profile", default="ci",
+                   choices=PROFILES + tuple(f"zsnr-{n}" for n in PROFILES))
     p.add_argument("--markdown", metavar="PATH")
     p.add_argument("--json", metavar="PATH")
     p.add_argument("-k", dest="keyword", default=None, help="pytest -k expression (a subset of the suite)")
+    p.add_argument("-n", "--workers", default=None,
+                   help="run in parallel with pytest-xdist: a number of processes, or auto")
+    p.add_argument("--full-traceback", action="store_true", help="print pytest's full tracebacks of failures")
+    p.add_argument("--quiet", action="store_true", help="no progress line per test")
     args = p.parse_args(argv)
     pyargs = ["--pyargs", "properties.conformance", "-q", "-p", "no:cacheprovider", "-p", "no:warnings",
-              f"--hypothesis-profile={args.hypothesis_profile}"]
+              f"--zsnr-profile={args.profile}", f"--tb={'long' if args.full_traceback else 'no'}"]
+    if not args.full_traceback:
+        pyargs.append("-rN")  # this command prints its own summary of each failure
     if not _plugin_installed():  # a plain checkout (a bare GPU machine): load the plug-in by name
         pyargs += ["-p", "properties.plugin"]
+    if args.workers:
+        if importlib.util.find_spec("xdist") is None:
+            p.error("-n needs pytest-xdist: pip install pytest-xdist (or zsnr[conformance])")
+        pyargs += ["-n", str(args.workers)]
     for opt, val in (("--impl", args.impl), ("--impl-dtype", args.impl_dtype), ("--impl-device", args.impl_device),
-                     ("-k", args.keyword)):
-        if val:
-            pyargs += [opt, val]
-    collector = _Collector()
+                     ("--impl-timeout", args.impl_timeout), ("-k", args.keyword)):
+        if val is not None:
+            pyargs += [opt, str(val)]
+    collector = _Collector(progress=not args.quiet)
     start = time.perf_counter()
     code = pytest.main(pyargs, plugins=[collector])
     elapsed = time.perf_counter() - start
-    records = list(collector.records.values())
+    records = sorted(collector.records.values(), key=lambda r: r["node_id"])
     if not records:
         print("no conformance test ran", file=sys.stderr)
         return int(code) or 1
     table, cols = matrix(records, compact=True)
     header = (f"# zsnr conformance matrix\n\nimplementation: {args.impl or DEFAULT_IMPL}"
               f" (dtype {args.impl_dtype or 'float32'}, device {args.impl_device or 'cpu'}); "
-              f"hypothesis profile {args.hypothesis_profile}; {len(records)} tests in {elapsed:.1f} s.\n"
+              f"hypothesis profile {args.profile}; {len(records)} tests in {elapsed:.1f} s"
+              f"{f' on {args.workers} workers' if args.workers else ''}.\n"
               f"Cells: pass / deviation: declared known deviations met / FAIL / skip, with the worst "
               f"|impl - oracle| / tolerance seen in parentheses.")
     widths = [max(len(str(r[i])) for r in table + [["sampler"] + cols]) for i in range(len(cols) + 1)]
@@ -158,10 +240,12 @@ def main(argv=None) -> int:
     met = {}
     reproduced = [r for r in records if r.get("property") == "declared_deviation"]
     if reproduced:
-        ok = sum(r["outcome"] == "passed" for r in reproduced)
+        ok = sum(r["outcome"] == "passed" and bool(r.get("deviations")) for r in reproduced)
         skipped = sum(r["outcome"] == "skipped" for r in reproduced)
         print(f"\ndeclared deviations whose example still reproduces: {ok} of {len(reproduced) - skipped}"
               + (f" ({skipped} not checked in this dtype)" if skipped else ""))
+    for line in _inherited_lines(records):
+        print(line)
     for r in records:
         if r.get("property") == "declared_deviation":
             continue
@@ -180,16 +264,24 @@ def main(argv=None) -> int:
         print("\nmatched the oracle, not the declared model (fixed here):")
         for d, m in sorted(fixed.items()):
             print(f"  {d}: {m}")
+    quiet = sum(r.get("impl_deprecation_warnings", 0) for r in records)
+    if quiet:
+        print(f"\n{quiet} deprecation warnings raised inside the implementation's calls were captured "
+              "(not shown; other warnings are).")
     fails = [r for r in records if r["outcome"] == "failed"]
     for r in fails:
-        print(f"\nFAIL {r['node_id']}\n  {r.get('error', '')}\n  counterexample: {r.get('counterexample', '')[:2000]}")
+        print(f"\nFAIL {r['node_id']}")
+        if r.get("failure"):
+            print(report.summary(r["failure"]).replace("(full traceback: --tb=long)", "(full traceback: --full-traceback)"))
+        else:
+            print(f"  {r.get('error', '')}")
     if args.markdown:
         with open(args.markdown, "w") as fh:
             fh.write(to_markdown(*matrix(records), records, header))
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(records, fh, indent=1, default=str)
-    return 1 if fails else 0
+    return 1 if fails or int(code) not in (0, 5) else 0
 
 
 if __name__ == "__main__":

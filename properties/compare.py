@@ -17,6 +17,13 @@ class Record:
         #: deviations whose region was met but the implementation matched the oracle there
         self.fixed: dict[str, str] = {}
         self.notes: list[str] = []
+        #: the last check call, (check, target, config, args): on a failure, the minimal example
+        #: (Hypothesis replays the shrunk example last); target is "impl" or a generic sampler's name
+        self.last_call: tuple | None = None
+        #: the worst point of the last failed comparison: what, index, actual, expected, diff, tol
+        self.worst_point: dict | None = None
+        #: the last failing check call: {"call", "error", "worst_point"} (properties.report.recording)
+        self.failure: dict | None = None
 
     def error(self, value: float):
         if np.isfinite(value):
@@ -67,6 +74,11 @@ def assert_close(actual, expected, tol, what: str, context: str = "", record: Re
             rows.append(f"  {tuple(int(i) for i in idx)!s:>16} {actual[idx]:24.17g} {expected[idx]:24.17g} "
                         f"{diff[idx]:11.3e} {tol[idx]:11.3e}")
         kind = "non-finite" if bad_nonfinite.any() else "beyond tolerance"
+        if record is not None:
+            idx = np.unravel_index(order[0], actual.shape)
+            record.worst_point = {"what": what, "index": tuple(int(i) for i in idx), "actual": float(actual[idx]),
+                                  "expected": float(expected[idx]), "diff": float(diff[idx]),
+                                  "tol": float(tol[idx]), "ratio": float(ratio[idx])}
         raise AssertionError(f"{what}: {int(bad.sum())} of {actual.size} values {kind} "
                              f"(worst |diff|/tol = {worst:.3g}). {context}\n" + "\n".join(rows))
     return worst

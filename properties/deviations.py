@@ -195,5 +195,7 @@ def judge(check: Callable, impl, cfg: SamplerConfig | None, prop: str, record=No
                 record.deviation(d, oracle_msg, rec.worst)
         return "deviation"
     ids = ", ".join(d.id for d in devs)
+    if record is not None and getattr(own, "worst_point", None) is not None:
+        record.worst_point = own.worst_point  # the oracle's worst point, for the failure report
     raise AssertionError(f"matches neither the oracle nor the declared deviations ({ids}).\n"
                          f"  vs the oracle: {oracle_msg}\n" + "\n".join(messages))

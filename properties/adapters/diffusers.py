@@ -5,11 +5,24 @@ A repository that subclasses or forks diffusers' schedulers tests its own classe
     from properties.adapters.diffusers import DiffusersImplementation
     impl = DiffusersImplementation(ddim=MyDDIMScheduler, guidance_rescale=my_rescale_noise_cfg)
 
-and ``pytest --pyargs properties --impl my_pkg.my_adapter:impl``.
+and ``pytest --pyargs properties.conformance --impl my_pkg.my_adapter:impl``. A replacement that
+subclasses diffusers' class inherits that class's declared deviations (the report says which
+still hold and which the subclass fixed); one that does not starts with none.
+
+Defaults differ from diffusers' in one place users compare: a configuration that leaves
+``beta_start`` / ``beta_end`` unset gets zsnr's default range (``reference.schedules.
+DEFAULT_BETA_RANGE``): Stable Diffusion's 0.00085..0.012 for ``scaled_linear``, where diffusers'
+own constructor default is DDPM's 0.0001..0.02 for every schedule. The adapter passes zsnr's range
+explicitly, so both sides compute the same schedule. ``DDIMScheduler(beta_schedule="scaled_linear")``
+built by hand is another schedule: at T = 1000, without rescale, its σ at t = T-1 is 36.91, while
+``reference.make_schedule("scaled_linear", 1000)`` gives 14.61.
 """
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+import functools
 import inspect
 
 import numpy as np
@@ -49,51 +62,78 @@ def _f64(t) -> np.ndarray:
     return t.detach().to("cpu", torch.float64).numpy()
 
 
-class DiffusersSampler:
-    """One diffusers scheduler, configured and with timesteps set."""
+@functools.cache
+def _parameters(fn) -> dict:
+    """inspect.signature(fn).parameters, once per function (per scheduler class, not per example)."""
+    return dict(inspect.signature(fn).parameters)
 
-    def __init__(self, impl: DiffusersImplementation, cls, config: SamplerConfig, init_kwargs: dict):
+
+class DiffusersSampler:
+    """One diffusers scheduler, configured and with timesteps set.
+
+    ``scheduler``: an already configured scheduler with its timesteps set (a copy of a pristine one
+    from the implementation's cache), used instead of constructing ``cls`` again.
+    """
+
+    def __init__(self, impl: DiffusersImplementation, cls, config: SamplerConfig, init_kwargs: dict,
+                 scheduler=None):
         self.impl, self.config = impl, config
-        try:
-            self.scheduler = cls(**init_kwargs)
-            self._set_timesteps()
-        except NotImplementedError as exc:
-            raise Unsupported(f"{cls.__name__}: {exc}") from None
-        s = self.scheduler
-        params = inspect.signature(s.step).parameters
+        if scheduler is None:
+            try:
+                scheduler = cls(**init_kwargs)
+                self.scheduler = scheduler
+                self._set_timesteps()
+            except NotImplementedError as exc:
+                raise Unsupported(f"{cls.__name__}: {exc}") from None
+        self.scheduler = s = scheduler
+        params = _parameters(type(s).step)
         required = [n for n, p in params.items() if p.default is inspect.Parameter.empty
                     and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and n != "self"]
         if set(required) - {"model_output", "timestep", "sample"}:
             raise Unsupported(f"{cls.__name__}.step needs more than (model_output, timestep, sample): {required}")
-        self._takes_generator = "generator" in params
+        self._step_params = params
+        # a step taking **kwargs (a subclass passing them on to diffusers') gets every option
+        self._takes_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
+        self._takes_generator = "generator" in params or self._takes_any
         self.alphas_cumprod = _f64(s.alphas_cumprod) if hasattr(s, "alphas_cumprod") else None
         self.timesteps = _f64(s.timesteps)
         self.sigmas = _f64(s.sigmas) if getattr(s, "sigmas", None) is not None else None
         # the Euler family scales its state by √(σ²+1) (init_noise_sigma ≠ 1); DPM-Solver etc. do not
         self.state = "ve" if self.sigmas is not None and float(s.init_noise_sigma) != 1.0 else "vp"
+        #: where the scheduler stands: None (timesteps just set), ("begin", i) (set_begin_index(i)
+        #: since), i (its step index initialised at i, nothing stepped), "stepped"
+        self._at = None
 
     def _set_timesteps(self):
         """set_timesteps as pipelines call it: on the device the latents live on."""
         s = self.scheduler
-        on_device = "device" in inspect.signature(s.set_timesteps).parameters
+        on_device = "device" in _parameters(type(s).set_timesteps)
         s.set_timesteps(self.config.num_inference_steps, **({"device": self.impl.device} if on_device else {}))
 
     def _tensor(self, x):
         return torch.as_tensor(np.asarray(x, np.float64)).to(self.impl.device, self.impl.torch_dtype)
 
     def _reset(self, i):
-        # put the scheduler at step index i using public API only
+        """Put the scheduler at step index i using public API only: set_begin_index(i) on a
+        scheduler whose timesteps were just set; set_timesteps again only once it was stepped or
+        positioned elsewhere (the same state as set_timesteps + set_begin_index before every call)."""
         s = self.scheduler
-        if hasattr(s, "set_begin_index"):
+        if not hasattr(s, "set_begin_index") or self._at in (i, ("begin", i)):
+            return
+        if self._at is not None:
             self._set_timesteps()
-            s.set_begin_index(i)
+        s.set_begin_index(i)
+        self._at = ("begin", i)
 
     def model_input(self, i, x):
         if self.state == "vp":
             return np.asarray(x, np.float64)
         self._reset(i)
         t = self.scheduler.timesteps[i]
-        return _f64(self.scheduler.scale_model_input(self._tensor(x), t))
+        out = _f64(self.scheduler.scale_model_input(self._tensor(x), t))
+        if self._at == ("begin", i):
+            self._at = i
+        return out
 
     def step(self, i, x, model_output, seed, predicted_variance=None):
         s, cfg = self.scheduler, self.config
@@ -102,15 +142,16 @@ class DiffusersSampler:
         if predicted_variance is not None:
             out = torch.cat([out, self._tensor(predicted_variance)], dim=1)
         kwargs = {}
-        params = inspect.signature(s.step).parameters
+        params = self._step_params
         for name in ("eta", "use_clipped_model_output", "s_churn", "s_tmin", "s_tmax", "s_noise"):
-            if name in params and cfg.option(name) is not None:
+            if (name in params or self._takes_any) and cfg.option(name) is not None:
                 kwargs[name] = cfg.option(name)
         if self._takes_generator:
             kwargs["generator"] = torch.Generator(device=self.impl.device).manual_seed(seed)
         sample = self._tensor(x)
         if self.state == "ve":
             s.scale_model_input(sample, s.timesteps[i])  # as pipelines do before step()
+        self._at = "stepped"
         try:
             prev = s.step(out, s.timesteps[i], sample, return_dict=False, **kwargs)[0]
         except NotImplementedError as exc:
@@ -125,7 +166,9 @@ class DiffusersImplementation:
     """diffusers' DDPM, DDIM, Euler and Euler-ancestral schedulers and ``rescale_noise_cfg``.
 
     Pass replacement classes (same constructor and ``step`` as diffusers') to test your own:
-    ``DiffusersImplementation(ddim=MyDDIM, guidance_rescale=my_rescale)``. ``dtype`` is the dtype
+    ``DiffusersImplementation(ddim=MyDDIM, guidance_rescale=my_rescale)``. A replacement that
+    subclasses diffusers' class keeps its declared deviations (``subclassed``,
+    ``inherited_deviations``); any other replacement starts with none. ``dtype`` is the dtype
     of the latents and model outputs (float32, float16, bfloat16); ``device`` e.g. "cuda".
     ``deviations`` replaces the declared known deviations (default: diffusers' own, see
     :mod:`properties.adapters.diffusers_deviations`, kept for the samplers not replaced).
@@ -142,30 +185,64 @@ class DiffusersImplementation:
                  dtype: str = "float32", device: str = "cpu", deviations=None):
         if dtype not in _DTYPES:
             raise ValueError(f"dtype must be one of {tuple(_DTYPES)}; got {dtype!r}")
-        self.classes = _default_classes()
-        for key, cls in {"ddpm": ddpm, "ddim": ddim, "euler": euler, "euler_ancestral": euler_ancestral}.items():
-            if cls is not None:
-                self.classes[key] = cls
+        defaults = _default_classes()
+        self.classes = dict(defaults)
+        replacements = {"ddpm": ddpm, "ddim": ddim, "euler": euler, "euler_ancestral": euler_ancestral}
+        for key, cls in replacements.items():
+            if cls is None:
+                continue
+            if not inspect.isclass(cls):
+                raise TypeError(f"{key} must be a scheduler class (a replacement of diffusers' "
+                                f"{defaults[key].__name__}); got {cls!r}")
+            self.classes[key] = cls
+        #: samplers served by a subclass of diffusers' own class: sampler -> that class's name
+        self.subclassed = {k: defaults[k].__name__ for k, c in replacements.items()
+                           if c is not None and c is not defaults[k] and issubclass(c, defaults[k])}
+        replaced = {k for k, c in replacements.items() if c is not None and c is not defaults[k]} - set(self.subclassed)
         self._rescale = guidance_rescale or _default_rescale_noise_cfg()
+        #: ids of declared deviations kept because a replacement subclasses diffusers' class: their
+        #: example runs on the subclass (or every sampler they name is one), so an example that no
+        #: longer reproduces was fixed by the subclass
+        self.inherited_deviations: frozenset[str] = frozenset()
         if deviations is None:
-            # diffusers' own deviations, for the samplers still served by diffusers' own classes
-            from .diffusers_deviations import (
-                DEVIATIONS,
-                GENERIC_DEVIATIONS,
-                GUIDANCE_DEVIATIONS,
-                HALF_DEVIATIONS,
-            )
-
-            replaced = {k for k, v in {"ddpm": ddpm, "ddim": ddim, "euler": euler,
-                                           "euler_ancestral": euler_ancestral}.items() if v is not None}
-            deviations = [d for d in DEVIATIONS + HALF_DEVIATIONS if not set(d.samplers) <= replaced]
-            deviations += [] if guidance_rescale is not None else GUIDANCE_DEVIATIONS
-            deviations += GENERIC_DEVIATIONS
+            deviations = self._own_deviations(replaced, guidance_rescale is not None)
+        self.deviations = list(deviations)
         self.deviations = list(deviations)
         self.dtype, self.torch_dtype, self.device = dtype, _DTYPES[dtype], device
+        self._pristine: dict = {}  # (class, configuration) -> pristine scheduler (or its refusal)
+        self._generic: dict | None = None
         info = torch.finfo(self.torch_dtype)
         self.unit_roundoff = float(info.eps) / 2
         self.smallest_subnormal = float(info.smallest_normal) * float(info.eps)
+
+    def _own_deviations(self, replaced: set, guidance_replaced: bool) -> list:
+        """diffusers' declared deviations for the samplers still served by diffusers' classes or by
+        subclasses of them (which inherit them); a replacement that is not a subclass starts with
+        none. A deviation is narrowed to the samplers it still applies to; one whose example's
+        sampler was replaced by a non-subclass keeps no example (its strict reproduction would run
+        on code it was not declared for)."""
+        from .diffusers_deviations import (
+            DEVIATIONS,
+            GENERIC_DEVIATIONS,
+            GUIDANCE_DEVIATIONS,
+            HALF_DEVIATIONS,
+        )
+
+        kept, inherited = [], set()
+        for d in DEVIATIONS + HALF_DEVIATIONS:
+            samplers = tuple(s for s in d.samplers if s not in replaced)
+            if not samplers:
+                continue
+            if samplers != d.samplers:
+                example = d.example if d.example is None or d.example.sampler in samplers else None
+                d = dataclasses.replace(d, samplers=samplers, example=example)
+            on_subclass = set(samplers) & set(self.subclassed)
+            if on_subclass and (set(samplers) <= set(self.subclassed)
+                                or (d.example is not None and d.example.sampler in self.subclassed)):
+                inherited.add(d.id)
+            kept.append(d)
+        self.inherited_deviations = frozenset(inherited)
+        return kept + ([] if guidance_replaced else list(GUIDANCE_DEVIATIONS)) + list(GENERIC_DEVIATIONS)
 
     def __repr__(self):
         names = ", ".join(f"{k}={v.__name__}" for k, v in self.classes.items())
@@ -187,7 +264,7 @@ class DiffusersImplementation:
             from reference.schedules import DEFAULT_BETA_RANGE
             kw.setdefault("beta_start", DEFAULT_BETA_RANGE[cfg.beta_schedule][0])
             kw.setdefault("beta_end", DEFAULT_BETA_RANGE[cfg.beta_schedule][1])
-        params = inspect.signature(cls.__init__).parameters
+        params = _parameters(cls.__init__)
         for name in ("variance_type", "clip_sample", "set_alpha_to_one", "interpolation_type",
                      "final_sigmas_type"):
             if name in params:
@@ -210,7 +287,30 @@ class DiffusersImplementation:
         if config.num_inference_steps > config.num_train_timesteps:
             raise Unsupported("S > T")
         cls = self.classes[config.sampler]
-        return DiffusersSampler(self, cls, config, self._init_kwargs(cls, config))
+        return self._sampler(cls, config, DiffusersSampler)
+
+    _CACHE_SIZE = 1024
+
+    def _sampler(self, cls, config: SamplerConfig, make):
+        """A sampler for (cls, config): built once, then a deep copy of the pristine scheduler (timesteps
+        set, never stepped) for every later build of the same configuration -- the same state as a
+        fresh construction, without re-running the constructor and set_timesteps. A configuration
+        the class refuses is refused again with the same reason."""
+        key = (cls, config)
+        hit = self._pristine.get(key)
+        if isinstance(hit, Unsupported):
+            raise Unsupported(*hit.args)
+        if hit is not None:
+            return DiffusersSampler(self, cls, config, {}, scheduler=copy.deepcopy(hit))
+        if len(self._pristine) >= self._CACHE_SIZE:
+            self._pristine.pop(next(iter(self._pristine)))
+        try:
+            smp = make(self, cls, config, self._init_kwargs(cls, config))
+        except Unsupported as exc:
+            self._pristine[key] = exc
+            raise
+        self._pristine[key] = copy.deepcopy(smp.scheduler)
+        return smp
 
     def guidance_rescale(self, x_cfg, x_pos, guidance_rescale):
         cfg = torch.as_tensor(np.asarray(x_cfg, np.float64)).to(self.device, self.torch_dtype)
@@ -219,7 +319,13 @@ class DiffusersImplementation:
 
     def generic_samplers(self) -> dict:
         """Every diffusers scheduler class whose constructor takes ``rescale_betas_zero_snr``
-        (inversion schedulers excepted)."""
+        (inversion schedulers excepted). Scanned once per implementation (the scan inspects every
+        scheduler class); each call returns a new dict of the same factories."""
+        if self._generic is None:
+            self._generic = self._scan_generic()
+        return dict(self._generic)
+
+    def _scan_generic(self) -> dict:
         from diffusers import schedulers
 
         found = {}
@@ -242,12 +348,14 @@ class DiffusersImplementation:
         return found
 
     def _generic_factory(self, cls):
-        def build(config: SamplerConfig):
-            kw = self._init_kwargs(cls, config)
+        def make(impl, cls, config, kw):
             try:
-                return DiffusersSampler(self, cls, config, kw)
+                return DiffusersSampler(impl, cls, config, kw)
             except Unsupported:
                 raise
             except Exception as exc:  # noqa: BLE001 -- any constructor error: a configuration it rejects
                 raise Unsupported(f"{cls.__name__} rejects {config}: {type(exc).__name__}: {exc}") from None
+
+        def build(config: SamplerConfig):
+            return self._sampler(cls, config, make)
         return build

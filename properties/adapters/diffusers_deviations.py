@@ -328,8 +328,8 @@ def m_model_before_churn(E, c):
 
 def m_silent_at_T(E, c, levels, x, out, z, pv, u, sub):
     """MODEL of ε-prediction at zero SNR (no error, no warning): DDPM/DDIM divide by α_t = 0 in IEEE
-    arithmetic (x̂₀ = ±inf, NaN where x = ε; clip_sample clamps it to ±1, and then
-    use_clipped_model_output re-derives ε̂ = x); Euler/Euler ancestral step from their floored
+    arithmetic (x̂₀ = ±inf, NaN where x = ε; clip_sample clamps it to ±1; use_clipped_model_output
+    re-derives ε̂ = (x - √ᾱ_t·x̂₀)/√(1-ᾱ_t), NaN for an unclipped ±inf); Euler/Euler ancestral step from their floored
     σ_T = 4096 (a finite ε-step). Returns (values, tolerance)."""
     if c.sampler in expected.VE_SAMPLERS:
         want = E.step(c, 0, levels, x, out, z, pv)
@@ -349,8 +349,9 @@ def m_silent_at_T(E, c, levels, x, out, z, pv, u, sub):
         std = E.ddpm_std(c, a_t, a_p, pv)
         want = mean + (0.0 if z is None else std * np.asarray(z, np.float64))
     else:
-        if clip and c.option("use_clipped_model_output", False):
-            eps = xs
+        if c.option("use_clipped_model_output", False):  # diffusers re-derives ε̂ even without clipping
+            with np.errstate(invalid="ignore"):
+                eps = (xs - math.sqrt(a_t) * x0) / math.sqrt(1 - a_t)  # 0·(±inf) = NaN unclipped
         c_eps, s = E.ddim_coefficients(c, levels)
         with np.errstate(invalid="ignore"):
             want = math.sqrt(a_p) * x0 + c_eps * eps + (0.0 if z is None else s * np.asarray(z, np.float64))
@@ -361,6 +362,9 @@ def m_silent_at_T(E, c, levels, x, out, z, pv, u, sub):
         tol = E.step_tolerance(as_x0, 0, levels, xs, x0f, z, pv, u, sub)
     except ValueError:
         tol = np.zeros(np.shape(xs))
+    # a model's widening of the ε̂ term, with ε̂ as it is here (the model output, or re-derived)
+    with np.errstate(invalid="ignore"):
+        tol = tol + E.step_widening(c, 0, levels, xs, np.where(np.isfinite(eps), eps, 0.0), z, pv, u)
     return want, tol
 
 

@@ -17,6 +17,7 @@ from properties import strategies as zst
 from properties.conformance import checks
 from properties.contract import SAMPLERS, SamplerConfig, Unsupported
 from properties.deviations import judge
+from properties.report import recording, run_recorded
 
 SHAPE = (2, 3, 2, 2)
 
@@ -43,7 +44,7 @@ def _underflow(sampler: str) -> SamplerConfig:
                          prediction_type="sample")
 
 
-_run = checks.run_check
+_run = run_recorded
 
 
 _SUPPORT: dict = {}
@@ -202,7 +203,8 @@ def test_guidance_rescale(impl, zsnr_record, case):
     x_q = impl.quantize(x_cfg)
     assume(np.all(np.var(x_q.reshape(x_q.shape[0], -1), axis=1) > _smallest_normal(impl)))
     try:
-        checks.check_guidance(impl, x_cfg, x_pos, phi, record=zsnr_record)
+        with recording(zsnr_record, checks.check_guidance, None, (x_cfg, x_pos, phi)):
+            checks.check_guidance(impl, x_cfg, x_pos, phi, record=zsnr_record)
     except Unsupported as exc:
         pytest.skip(str(exc))
 
@@ -215,7 +217,8 @@ def test_guidance_rescale_degenerate(impl, zsnr_record, phi):
     x_cfg = np.stack([np.full((4, 2, 2), 0.5), np.arange(16.0).reshape(4, 2, 2)])
     x_pos = np.stack([np.arange(16.0).reshape(4, 2, 2) / 4, np.arange(16.0).reshape(4, 2, 2)[::-1] / 2])
     try:
-        judge(lambda expect, rec: checks.check_guidance(impl, x_cfg, x_pos, phi, record=rec, expect=expect),
-              impl, None, "guidance", zsnr_record, sampler="guidance-degenerate")
+        with recording(zsnr_record, checks.check_guidance, None, (x_cfg, x_pos, phi)):
+            judge(lambda expect, rec: checks.check_guidance(impl, x_cfg, x_pos, phi, record=rec, expect=expect),
+                  impl, None, "guidance", zsnr_record, sampler="guidance-degenerate")
     except Unsupported as exc:
         pytest.skip(str(exc))

@@ -12,6 +12,7 @@ from properties import strategies as zst
 from properties.conformance import checks
 from properties.contract import SamplerConfig, Unsupported
 from properties.plugin import implementation
+from properties.report import run_recorded
 
 SHAPE = (2, 3, 2, 2)
 
@@ -22,15 +23,24 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize("generic_name", names or ["(none)"])
 
 
+_DRIVEN: dict = {}
+
+
 def _Generic(impl, name):
-    """The generic sampler ``name`` as an implementation, or skip if it cannot be driven."""
+    """The generic sampler ``name`` as an implementation, or skip if it cannot be driven (tried
+    once per implementation and sampler, on its default configuration)."""
     if name not in getattr(impl, "generic_samplers", dict)():
         pytest.skip("the implementation lists no generic samplers")
     gen = checks.GenericImplementation(impl, name)
-    try:
-        gen.build(SamplerConfig(name))
-    except Unsupported as exc:
-        pytest.skip(f"{name} cannot be driven through the contract: {exc}")
+    key = (id(impl), name)
+    if key not in _DRIVEN:
+        try:
+            gen.build(SamplerConfig(name))
+            _DRIVEN[key] = None
+        except Unsupported as exc:
+            _DRIVEN[key] = str(exc)
+    if _DRIVEN[key] is not None:
+        pytest.skip(f"{name} cannot be driven through the contract: {_DRIVEN[key]}")
     return gen
 
 
@@ -41,7 +51,8 @@ def _configs(name, spacing="trailing"):
         lambda c: SamplerConfig(name, *[getattr(c, f) for f in SamplerConfig.__dataclass_fields__][1:]))
 
 
-_run = checks.run_check
+def _run(check, gen, cfg, prop, record, *args):
+    run_recorded(check, gen, cfg, prop, record, *args, target=gen.name)
 
 
 def _property(prop):

@@ -14,6 +14,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from properties.oracle.mp import mp_ancestral, mp_ddim, mp_ddpm, mp_schedule_of, ulp_error
+from properties.profiles import active as zsnr_profile
 from properties.strategies import ScheduleConfig, alpha_bar_pairs, etas, schedule_configs
 from reference import BETA_SCHEDULES, ancestral_sigmas, ddim_noise_scale, ddpm_step, ddpm_variance
 
@@ -61,7 +62,7 @@ SCHEDULE_QUANTITIES = {
 }
 
 # fewer drawn examples than the profile's default: each draw evaluates up to 4000 steps in mpmath
-_EXAMPLES = max(5, settings().max_examples // 4)
+_EXAMPLES = max(5, zsnr_profile().max_examples // 4)
 
 
 def _log_snr_scaled_error(sched, exact) -> np.ndarray:
@@ -84,7 +85,7 @@ def _schedule_examples(test):
     return test
 
 
-@settings(max_examples=_EXAMPLES)
+@settings(zsnr_profile(), max_examples=_EXAMPLES)
 @given(config=schedule_configs())
 @_schedule_examples
 def test_schedule_within_ulp_budget(config):
@@ -108,7 +109,7 @@ def _ddpm_coefficients(a_t, a_p):
     return float(ddpm_step(zero, one, **common)[0]), float(ddpm_step(one, zero, **common)[0])
 
 
-@settings(max_examples=4 * _EXAMPLES)
+@settings(zsnr_profile(), max_examples=4 * _EXAMPLES)
 @given(pair=alpha_bar_pairs(), eta=etas)
 @example(pair=(0.0, 1.0), eta=1.0)  # zero SNR straight to clean data
 @example(pair=(0.0, 0.5), eta=1.0)  # zero SNR, η = 1: the ε̂ coefficient is exactly 0
@@ -144,7 +145,7 @@ def sigma_pairs(draw):
     return sigma, math.sqrt((1.0 - a_p) / a_p)
 
 
-@settings(max_examples=4 * _EXAMPLES)
+@settings(zsnr_profile(), max_examples=4 * _EXAMPLES)
 @given(pair=sigma_pairs(), eta=etas)
 @example(pair=(math.inf, 1.0), eta=1.0)
 @example(pair=(math.inf, 1.0), eta=0.5)
