@@ -68,6 +68,8 @@ class _Collector:
         if "zsnr_worst_error" in props:
             rec["worst_error"] = props["zsnr_worst_error"]
             rec["deviations"] = props.get("zsnr_deviations", {})
+            rec["deviation_worst"] = props.get("zsnr_deviation_worst", {})
+            rec["fixed"] = props.get("zsnr_fixed", {})
         if report.skipped and rec["outcome"] == "passed":
             rec["outcome"] = "skipped"
             rec["reason"] = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
@@ -140,7 +142,25 @@ def to_markdown(table, cols, records, header):
             out += [f"### `{r['node_id']}`", "", "```", body, "```", ""]
     if devs:
         out += ["", "## Known deviations met", ""] + [f"- **{k}**: {v}" for k, v in sorted(devs.items())]
+    worst, fixed = _model_summary(records)
+    if worst:
+        out += ["", "## Worst |impl - model| / tolerance inside each deviation's region", ""]
+        out += [f"- **{k}**: {v:.3g}" for k, v in sorted(worst.items())]
+    if fixed:
+        out += ["", "## Matched the oracle, not the declared model (fixed here)", ""]
+        out += [f"- **{k}**: {v}" for k, v in sorted(fixed.items())]
     return "\n".join(out) + "\n"
+
+
+def _model_summary(records):
+    """Per deviation: the worst |impl - model| / tolerance seen, and where it was found fixed."""
+    worst, fixed = {}, {}
+    for r in records:
+        for d, w in r.get("deviation_worst", {}).items():
+            worst[d] = max(worst.get(d, 0.0), w)
+        for d, m in r.get("fixed", {}).items():
+            fixed.setdefault(d, f"{r['node_id'].split('::')[-1]}: {m}")
+    return worst, fixed
 
 
 def _plugin_installed() -> bool:
@@ -235,6 +255,15 @@ def main(argv=None) -> int:
         print("\ndev[n]: declared known deviations met (python -m properties --markdown for details):")
         for sampler, ids in met.items():
             print(f"  {sampler}: {', '.join(sorted(ids))}")
+    worst, fixed = _model_summary(records)
+    if worst:
+        print("\nworst |impl - model| / tolerance inside each deviation's region:")
+        for d, w in sorted(worst.items()):
+            print(f"  {d}: {w:.3g}")
+    if fixed:
+        print("\nmatched the oracle, not the declared model (fixed here):")
+        for d, m in sorted(fixed.items()):
+            print(f"  {d}: {m}")
     quiet = sum(r.get("impl_deprecation_warnings", 0) for r in records)
     if quiet:
         print(f"\n{quiet} deprecation warnings raised inside the implementation's calls were captured "

@@ -12,6 +12,10 @@ class Record:
     def __init__(self):
         self.worst = 0.0
         self.deviations: dict[str, str] = {}
+        #: per deviation met: the worst |impl - model| / tolerance inside its region
+        self.deviation_worst: dict[str, float] = {}
+        #: deviations whose region was met but the implementation matched the oracle there
+        self.fixed: dict[str, str] = {}
         self.notes: list[str] = []
         #: the last check call, (check, target, config, args): on a failure, the minimal example
         #: (Hypothesis replays the shrunk example last); target is "impl" or a generic sampler's name
@@ -25,13 +29,21 @@ class Record:
         if np.isfinite(value):
             self.worst = max(self.worst, float(value))
 
-    def deviation(self, dev, message: str):
+    def deviation(self, dev, message: str, worst: float = 0.0):
         self.deviations.setdefault(dev.id, message)
+        if np.isfinite(worst):
+            self.deviation_worst[dev.id] = max(self.deviation_worst.get(dev.id, 0.0), float(worst))
+
+    def fix(self, dev, message: str):
+        self.fixed.setdefault(dev.id, message)
 
 
 def assert_close(actual, expected, tol, what: str, context: str = "", record: Record | None = None,
-                 max_rows: int = 5) -> float:
+                 max_rows: int = 5, excuse_nonfinite: bool = False) -> float:
     """Assert |actual - expected| <= tol elementwise, non-finite values matching exactly.
+
+    ``excuse_nonfinite``: a non-finite *actual* element is excused (a declared non-finite
+    deviation); every finite element is still compared.
 
     Returns the worst |actual - expected| / tol. A failure lists the worst points:
     index, actual, expected, |diff|, tolerance.
@@ -43,6 +55,8 @@ def assert_close(actual, expected, tol, what: str, context: str = "", record: Re
         raise AssertionError(f"{what}: shape {actual.shape} != expected {expected.shape}. {context}")
     fin_e, fin_a = np.isfinite(expected), np.isfinite(actual)
     bad_nonfinite = (fin_e & ~fin_a) | (~fin_e & ~((actual == expected) | (np.isnan(actual) & np.isnan(expected))))
+    if excuse_nonfinite:
+        bad_nonfinite &= fin_a
     with np.errstate(invalid="ignore", over="ignore"):
         diff = np.where(fin_e & fin_a, np.abs(actual - expected), 0.0)
         ratio = np.divide(diff, tol, out=np.where(diff > 0, np.inf, 0.0), where=tol > 0)

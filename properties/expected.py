@@ -1,4 +1,13 @@
-"""What the float64 oracle expects of an implementation, for one :class:`SamplerConfig`."""
+"""What the float64 oracle expects of an implementation, for one :class:`SamplerConfig`.
+
+The module functions are the oracle's answers. :class:`Expectation` bundles them as named
+*pieces* (``timesteps``, ``alphas_cumprod``, ``sigmas``, ``vp_levels``, ``step``, ...) that the
+checks read through; ``ORACLE`` is the oracle's, and ``ORACLE.with_models(deviations)`` the
+*deviant expectation*: the oracle with the pieces a declared deviation's model replaces
+(properties/deviations.py). Each piece of a model is a function ``fn(E, *args)`` of the whole
+deviant expectation E, so models compose (diffusers' timesteps feed its DDIM previous-timestep
+rule, which feeds the step, which feeds the loop).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +20,18 @@ import reference as ref
 from .contract import SamplerConfig
 
 VE_SAMPLERS = ("euler", "euler_ancestral")
+#: the sampler kind of a generic scheduler class a model may describe (property 9)
+KINDS = {"EulerDiscreteScheduler": "euler", "EulerAncestralDiscreteScheduler": "euler_ancestral"}
+
+
+def as_kind(cfg: SamplerConfig) -> SamplerConfig | None:
+    """cfg with a generic scheduler class name replaced by its sampler kind (None: no kind)."""
+    from dataclasses import replace
+
+    if cfg.sampler in ("ddpm", "ddim", *VE_SAMPLERS):
+        return cfg
+    kind = KINDS.get(cfg.sampler)
+    return None if kind is None else replace(cfg, sampler=kind)
 
 
 def schedule(cfg: SamplerConfig) -> ref.Schedule:
@@ -158,3 +179,278 @@ def step_terms(cfg: SamplerConfig, levels, x, model_output, z, predicted_varianc
         terms.append((lambda lv: ref.ancestral_sigmas(lv[0], lv[1], cfg.option("eta", 1.0))[1], az))
     return terms
 
+
+
+# --- the expectation as named pieces --------------------------------------------------------------
+
+
+def _sigma_table_at(abar, t, interp="linear") -> np.ndarray:
+    """σ = √((1-ᾱ)/ᾱ) of a given ᾱ table at (fractional) t, interpolated as ref.sigma_at does;
+    NaN where the table is NaN, inf where ᾱ = 0 carries weight. For tables ref.Schedule refuses
+    (a floor that rises above ᾱ_{T-2}, NaN from a float32 underflow)."""
+    abar = np.asarray(abar, np.float64)
+    t = np.clip(np.asarray(t, np.float64), 0, abar.size - 1)  # outside [0, T-1]: the end value (np.interp)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        table = np.sqrt((1.0 - abar) / abar)
+        lo = np.clip(np.floor(t), 0, abar.size - 1).astype(np.int64)
+        hi = np.minimum(lo + 1, abar.size - 1)
+        w = t - lo
+        s_lo, s_hi = table[lo], table[hi]
+        if interp == "linear":
+            mixed = s_lo + w * (s_hi - s_lo)
+        else:
+            mixed = np.exp(np.log(s_lo) + w * (np.log(s_hi) - np.log(s_lo)))
+    return np.where(w == 0, s_lo, np.where(np.isinf(s_hi), np.inf, mixed))
+
+
+def _p_timesteps(E, cfg):
+    return timesteps(cfg)
+
+
+def _p_alphas_cumprod(E, cfg):
+    return schedule(cfg).alphas_cumprod
+
+
+def _p_alphas_cumprod_abs(E, cfg):
+    return 0.0
+
+
+def _p_sigmas(E, cfg):
+    interp, final = cfg.option("interpolation_type", "linear"), cfg.option("final_sigmas_type", "zero")
+    if E.overrides("alphas_cumprod") or E.overrides("timesteps"):
+        abar = E.alphas_cumprod(cfg)
+        last = 0.0 if final == "zero" else math.sqrt((1 - abar[0]) / abar[0])
+        return np.concatenate([_sigma_table_at(abar, E.timesteps(cfg), interp), [last]])
+    return sigmas(cfg, schedule(cfg))
+
+
+def _p_chain_sigmas(E, cfg, abar, ts):
+    """σ each step of an implementation should use, from its own ᾱ table and timesteps."""
+    final = 0.0 if cfg.option("final_sigmas_type", "zero") == "zero" else math.sqrt((1 - abar[0]) / abar[0])
+    return np.concatenate([_sigma_table_at(abar, ts, cfg.option("interpolation_type", "linear")), [final]])
+
+
+def _p_final_alpha_bar(E, cfg, abar):
+    return final_alpha_bar(cfg, abar)
+
+
+def _p_vp_levels(E, cfg, abar, i):
+    ts = E.timesteps(cfg).astype(np.int64)
+    a_t = float(abar[ts[i]])
+    a_n = float(abar[ts[i + 1]]) if i + 1 < ts.size else E.final_alpha_bar(cfg, abar)
+    return a_t, a_n
+
+
+def _p_ddpm_std(E, cfg, a_t, a_p, pv):
+    """The DDPM noise std of a step ᾱ_t → ᾱ_prev for the configuration's variance type."""
+    return ref.ddpm_variance(a_t, a_p, cfg.option("variance_type", "fixed_small"), pv)
+
+
+def _p_ddpm_noise_std(E, cfg, i, levels, pv):
+    """The std of the noise step i adds (the oracle: none on the last step, which lands on ᾱ = 1)."""
+    return E.ddpm_std(cfg, levels[0], levels[1], pv)
+
+
+def _p_ddim_coefficients(E, cfg, levels):
+    return ref.ddim_noise_scale(levels[0], levels[1], cfg.option("eta", 0.0))
+
+
+def _p_ancestral_sigmas(E, cfg, sigma, sigma_next):
+    return ref.ancestral_sigmas(sigma, sigma_next, cfg.option("eta", 1.0))
+
+
+def _p_conversion_sigma(E, cfg, sigma, sigma_hat):
+    """The σ an Euler step converts the model output at (after the churn: σ̂)."""
+    return sigma_hat
+
+
+def _p_churn_steps(E, cfg):
+    """The S of Euler's churn γ = min(s_churn/S, √2 - 1)."""
+    return cfg.num_inference_steps
+
+
+def _p_step_widening(E, cfg, i, levels, x, model_output, z, pv, u):
+    return 0.0
+
+
+def _p_silent_at_T(E, cfg, levels, x, model_output, z, pv, u, subnormal):
+    """What ε-prediction at zero SNR may return without raising or warning: nothing (None)."""
+    return
+
+
+def _p_loop_model_point(E, cfg):
+    """Where a loop evaluates the model for Euler with churn: after it (Karras Alg. 2)."""
+    return "after_churn"
+
+
+def _p_velocity_alpha_bars(E, cfg, abar, sigmas, timesteps, t):
+    """ᾱ of the v target at each timestep t (training side): VP samplers, the implementation's
+    ᾱ_t; the Euler family, the level of its own σ at the index of t in its timesteps,
+    1/(σ² + 1) (t may be fractional)."""
+    if cfg.sampler in VE_SAMPLERS:
+        idx = _index_in(timesteps, t)
+        return ref.alpha_bars_from_sigmas(np.asarray(sigmas, np.float64)[idx])
+    return np.asarray(abar, np.float64)[np.asarray(t, np.float64).astype(np.int64)]
+
+
+def _index_in(timesteps, t) -> np.ndarray:
+    """The position of each t in a schedule's timesteps (each must occur exactly once)."""
+    ts = np.asarray(timesteps, np.float64)
+    idx = []
+    for v in np.asarray(t, np.float64).ravel():
+        hits = np.flatnonzero(ts == v)
+        if hits.size != 1:
+            from .contract import Unsupported
+
+            raise Unsupported(f"timestep {v:g} occurs {hits.size} times in the schedule")
+        idx.append(int(hits[0]))
+    return np.array(idx, np.int64)
+
+
+def _p_unchecked_levels(E, cfg, abar, levels):
+    """Whether a step at these (degenerate) levels of the implementation's table has no value to
+    compare (the oracle: never; the levels must be a denoising step)."""
+    return False
+
+
+def _ve_conversion(prediction_type, x, model_output, sigma):
+    """x̂₀ of the VE state x at level σ (as the Euler schedulers convert)."""
+    scale = ref.samplers.ve_scale(sigma)
+    return ref.predict_x0_and_eps(np.asarray(x, np.float64) / scale, model_output, prediction_type,
+                                  (1.0 / scale) ** 2)[0]
+
+
+def _p_step(E, cfg, i, levels, x, model_output, z, pv):
+    """Step i at the given levels, built from the pieces (the oracle's step where none is replaced)."""
+    custom = {"ddpm": ("ddpm_std", "ddpm_noise_std"), "ddim": ("ddim_coefficients",),
+              "euler": ("conversion_sigma", "churn_steps"), "euler_ancestral": ("ancestral_sigmas",)}[cfg.sampler]
+    lo, hi = levels
+    if not any(E.overrides(n) for n in custom) and not (cfg.sampler in VE_SAMPLERS and hi > lo):
+        return step(cfg, levels, x, model_output, z, pv)
+    p = cfg.prediction_type
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        if cfg.sampler == "ddpm":
+            mean = ref.ddpm_step(x, model_output, prediction_type=p, alpha_bar_t=lo, alpha_bar_prev=hi,
+                                 variance_type="fixed_small" if pv is None else cfg.option("variance_type"),
+                                 predicted_variance=pv, clip_sample=cfg.option("clip_sample", False),
+                                 noise=np.zeros(np.shape(x)))
+            std = E.ddpm_noise_std(cfg, i, levels, pv)
+            return mean + (0.0 if z is None else std * np.asarray(z, np.float64))
+        if cfg.sampler == "ddim":
+            x0, eps = ref.predict_x0_and_eps(x, model_output, p, lo)
+            if cfg.option("clip_sample", False):
+                x0 = np.clip(x0, -1.0, 1.0)
+                if cfg.option("use_clipped_model_output", False):
+                    eps = (np.asarray(x, np.float64) - math.sqrt(lo) * x0) / math.sqrt(1.0 - lo)
+            c_eps, s = E.ddim_coefficients(cfg, levels)
+            return math.sqrt(hi) * x0 + c_eps * eps + (0.0 if z is None else s * np.asarray(z, np.float64))
+        if math.isinf(lo):
+            return step(cfg, levels, x, model_output, z, pv)
+        if cfg.sampler == "euler":
+            churn = {k: cfg.option(k) for k in ("s_churn", "s_tmin", "s_tmax", "s_noise") if cfg.option(k) is not None}
+            xh, sh = ref.euler_churn(x, lo, num_inference_steps=E.churn_steps(cfg), noise=z, **churn)
+            x0 = _ve_conversion(p, xh, model_output, E.conversion_sigma(cfg, lo, sh))
+            return xh + (hi - sh) * (xh - x0) / sh
+        down, up = E.ancestral_sigmas(cfg, lo, hi)
+        x0 = _ve_conversion(p, x, model_output, lo)
+        return np.asarray(x, np.float64) + (down - lo) * (x - x0) / lo + up * np.asarray(z, np.float64)
+
+
+def _p_step_tolerance(E, cfg, i, levels, x, model_output, z, pv, u, subnormal):
+    from . import tolerances
+
+    try:
+        tol = tolerances.step(cfg, levels, x, model_output, z, u, pv, subnormal)
+    except ValueError:  # levels the oracle refuses (σ rises): only a model that predicts NaN there
+        tol = np.zeros(np.shape(x))
+    return tol + E.step_widening(cfg, i, levels, x, model_output, z, pv, u)
+
+
+def _p_loop_map(E, cfg, k, pair, denoiser, S):
+    """Step k of a loop from ᾱ pair[0] to pair[1], as f(x_vp, z) -> x_vp_next, the model
+    evaluated by ``denoiser``."""
+    options = {n: v for n, v in cfg.options if n in ref.loop.SAMPLER_OPTIONS[cfg.sampler]}
+    a, a_next = float(pair[0]), float(pair[1])
+    oracle = ref.step_map(cfg.sampler, denoiser, prediction_type=cfg.prediction_type, alpha_bar=a,
+                          alpha_bar_next=a_next, num_inference_steps=S, **options)
+    if E is ORACLE or (cfg.sampler in VE_SAMPLERS and a == 0.0):
+        return oracle
+
+    def f(x, z=None):
+        # a model's NaN stays NaN (the updates are elementwise); the rest is stepped on
+        x = np.asarray(x, np.float64)
+        bad = ~np.isfinite(x)
+        if bad.any():
+            return np.where(bad, np.nan, f(np.where(bad, 0.0, x), z))
+        if cfg.sampler not in VE_SAMPLERS:
+            return E.step(cfg, k, (a, a_next), x, denoiser(x, None, a), z, None)
+        sig, sig_n = math.sqrt((1 - a) / a), math.sqrt((1 - a_next) / a_next)
+        xe = x * ref.samplers.ve_scale(sig)
+        seen, level = x, a
+        if cfg.sampler == "euler" and E.loop_model_point(cfg) == "after_churn":
+            churn = {n: cfg.option(n) for n in ("s_churn", "s_tmin", "s_tmax", "s_noise") if cfg.option(n) is not None}
+            xh, sh = ref.euler_churn(xe, sig, num_inference_steps=E.churn_steps(cfg), noise=z, **churn)
+            seen, level = xh / ref.samplers.ve_scale(sh), 1.0 / ref.samplers.ve_scale(sh) ** 2
+        out = denoiser(seen, None, level)
+        return E.step(cfg, k, (sig, sig_n), xe, out, z, None) / ref.samplers.ve_scale(sig_n)
+
+    return f
+
+
+_PIECE_FUNCTIONS = {name[3:]: fn for name, fn in dict(globals()).items() if name.startswith("_p_")}
+#: the names a deviation's model may replace
+PIECES = tuple(_PIECE_FUNCTIONS)
+#: pieces whose values add up over the deviations that replace them (tolerance widenings)
+SUMMED = ("step_widening", "alphas_cumprod_abs")
+
+
+class Expectation:
+    """What the implementation is expected to compute: the oracle's pieces, some replaced by the
+    models of declared deviations (``sources``)."""
+
+    def __init__(self, models=(), sources=(), nonfinite_excused=False):
+        self._models = {}
+        for name, fn in models:
+            if name in SUMMED:
+                self._models.setdefault(name, []).append(fn)
+            elif name in self._models and self._models[name] is not fn:
+                raise ValueError(f"two deviations ({', '.join(d.id for d in sources)}) model the piece "
+                                 f"{name!r} differently; declare one model for both")
+            else:
+                self._models[name] = fn
+        self.sources = tuple(sources)
+        #: non-finite elements of the implementation's results are excused (a non-finite deviation)
+        self.nonfinite_excused = nonfinite_excused
+        self.oracle = ORACLE if "ORACLE" in globals() else self
+
+    def overrides(self, name: str) -> bool:
+        return name in self._models
+
+    def with_models(self, deviations) -> Expectation:
+        deviations = [d for d in deviations if d.model]
+        if not deviations:
+            return self
+        pairs = [(n, fn) for n, fns in self._models.items() for fn in (fns if n in SUMMED else [fns])]
+        pairs += [(n, fn) for d in deviations for n, fn in d.model.items()]
+        return Expectation(pairs, self.sources + tuple(deviations), self.nonfinite_excused)
+
+    def excusing_nonfinite(self) -> Expectation:
+        pairs = [(n, fn) for n, fns in self._models.items() for fn in (fns if n in SUMMED else [fns])]
+        return Expectation(pairs, self.sources, nonfinite_excused=True)
+
+    def __getattr__(self, name):
+        if name.startswith("_") or name not in _PIECE_FUNCTIONS:
+            raise AttributeError(name)
+        model = self._models.get(name)
+        if name in SUMMED:
+            def summed(*args):
+                return sum((fn(self, *args) for fn in model or ()), _PIECE_FUNCTIONS[name](self, *args))
+            return summed
+        fn = model or _PIECE_FUNCTIONS[name]
+        return lambda *args: fn(self, *args)
+
+    def __repr__(self):
+        return "ORACLE" if not self.sources else f"Expectation(models of {', '.join(d.id for d in self.sources)})"
+
+
+ORACLE = Expectation()

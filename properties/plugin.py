@@ -222,6 +222,8 @@ def zsnr_record(request):
     yield rec
     request.node.user_properties.append(("zsnr_worst_error", rec.worst))
     request.node.user_properties.append(("zsnr_deviations", dict(rec.deviations)))
+    request.node.user_properties.append(("zsnr_deviation_worst", dict(rec.deviation_worst)))
+    request.node.user_properties.append(("zsnr_fixed", dict(rec.fixed)))
     request.node.user_properties.append(("zsnr_impl_deprecation_warnings", sum(guard.WARNINGS.values()) - before))
 
 

@@ -1,10 +1,15 @@
 """Known deviations of diffusers (checked against 0.42.1) from the oracle: zsnr's expected-failures
-file for diffusers. Each predicate picks out exactly the configurations where the deviation
-shows; each example reproduces it (run as a strict expected failure by test_deviations.py).
-Every one was confirmed by a standalone reproduction; see the README's conformance section.
+file for diffusers. Each deviation carries a *model*: what diffusers computes instead, as
+replacements of named pieces of the oracle's expectation (properties/expected.py). Inside its
+region the implementation is compared with that deviant expectation under the same derived
+tolerances (plus, for a cancellation, a stated and derived widening); the strict reproduction
+(test_deviations.py) requires the model's values on each example, and
+``python -m properties.adapters.diffusers_repro`` quotes each model next to diffusers' output.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -17,17 +22,27 @@ from reference import (
 )
 from reference import timesteps as oracle_timesteps
 
+from .. import expected, tolerances
 from ..contract import SamplerConfig
 from ..deviations import NON_FINITE, Deviation
+from ..expected import _conversion, _index_in, _sigma_table_at
 
 SRC = "https://github.com/huggingface/diffusers/blob/main/src/diffusers/schedulers/"
-#: a floored ᾱ_T shows as SNR(T) > 0 or a finite σ_T (zero_snr), or as ᾱ / σ off the oracle (schedule)
-FLOOR_SYMPTOM = r"SNR\(T\) = |not inf|^alphas_cumprod: \d+ of|^sigmas: \d+ of"
 ALL = ("ddpm", "ddim", "euler", "euler_ancestral")
+U = tolerances.U_FLOAT32
+F32 = np.float32
+
+
+def _t32(v):
+    """A 0-dim float32 torch tensor: diffusers' scalar arithmetic is torch's (its pow(·, 0.5) is not
+    always numpy's correctly rounded sqrt), so the models evaluate its float32 radicands with torch."""
+    import torch
+
+    return torch.tensor(float(v), dtype=torch.float32)
 
 
 def _float_spacing(c: SamplerConfig) -> np.ndarray:
-    """diffusers' own spacing formulas (DDPM/DDIM set_timesteps), evaluated in floating point."""
+    """diffusers' own spacing formulas (DDPM/DDIM/Euler set_timesteps), evaluated in floating point."""
     T, S = c.num_train_timesteps, c.num_inference_steps
     if c.spacing == "linspace":
         return np.linspace(0, T - 1, S).round()[::-1].astype(np.int64)
@@ -36,10 +51,329 @@ def _float_spacing(c: SamplerConfig) -> np.ndarray:
     return np.round(np.arange(T, 0, -T / S)).astype(np.int64) - 1
 
 
+# --- models: what diffusers computes, as pieces of the expectation (fn(E, ...)) ---------------------
+
+
+def m_timesteps(E, c):
+    """MODEL timesteps: diffusers' float formulas (round(arange(T, 0, -T/S)) - 1, ...); the Euler
+    family keeps linspace fractional (the oracle's)."""
+    if c.sampler in expected.VE_SAMPLERS and c.spacing == "linspace":
+        return expected.timesteps(c)
+    return _float_spacing(c).astype(np.float64)
+
+
+def m_lcm_timesteps(E, c):
+    """MODEL LCM/TCD timesteps: (T // 50)·k - 1 (k = 1..50) reversed, at floor(linspace(0, 50, S, endpoint=False))."""
+    origin = (np.arange(1, 51) * (c.num_train_timesteps // 50) - 1)[::-1]
+    idx = np.floor(np.linspace(0, origin.size, num=c.num_inference_steps, endpoint=False)).astype(np.int64)
+    return origin[idx].astype(np.float64)
+
+
+def m_vp_levels(E, c, abar, i):
+    """MODEL levels of step i: DDIM steps to t - T//S (ᾱ_final below 0); DDPM to the next scheduled
+    timestep (1 after the last, or when it is negative); t = -1 reads ᾱ[-1]."""
+    ts = E.timesteps(c).astype(np.int64)
+    t = ts[i]
+    a_t = float(abar[t])
+    if c.sampler == "ddim":
+        prev = t - c.num_train_timesteps // c.num_inference_steps
+        return a_t, float(abar[prev]) if prev >= 0 else E.final_alpha_bar(c, abar)
+    nxt = ts[i + 1] if i + 1 < ts.size else -1
+    return a_t, float(abar[nxt]) if nxt >= 0 else E.final_alpha_bar(c, abar)
+
+
+def m_alphas_cumprod(E, c):
+    """MODEL ᾱ: the oracle's; where it leaves float32's normal range, diffusers' float32 values
+    (m_float32_schedule); and for the floored schedulers ᾱ_T = 2⁻²⁴ after the zero-SNR rescale
+    (σ_T = 4096)."""
+    abar = m_float32_schedule(E, c) if _float32_underflow(c) else E.oracle.alphas_cumprod(c).copy()
+    if c.rescale and c.sampler in FLOORED + ("euler", "euler_ancestral"):
+        abar[-1] = DIFFUSERS_EULER_FLOOR
+    return abar
+
+
+def m_chain_sigmas(E, c, abar, ts):
+    """MODEL σ from the implementation's own ᾱ table as diffusers forms them: np.interp of the float32
+    table √((1-ᾱ)/ᾱ) at the timesteps (inf - inf = NaN between two ᾱ = 0), or the log-linear σ."""
+    if c.option("interpolation_type", "linear") == "log_linear":
+        return _log_linear(c, abar)
+    import torch
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        a32 = torch.tensor(np.asarray(abar, np.float64), dtype=torch.float32)
+        table = (((1 - a32) / a32) ** 0.5).numpy()
+        sig = np.interp(np.asarray(ts, np.float64), np.arange(table.size), table)
+    final = 0.0 if c.option("final_sigmas_type", "zero") == "zero" else float(table[0])
+    return np.concatenate([sig, [final]])
+
+
+def _diffusers_rescale_f32(abar32: np.ndarray) -> np.ndarray:
+    """diffusers' rescale_zero_terminal_snr and running product, in float32 (its own formulas)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        s = np.sqrt(abar32.astype(F32))
+        s0, sT = s[0], s[-1]
+        s = (s - sT) * (s0 / (s0 - sT))
+        ab = s * s
+        alphas = np.concatenate([ab[:1], ab[1:] / ab[:-1]]).astype(F32)
+        return np.cumprod((F32(1) - (F32(1) - alphas)).astype(np.float64)).astype(F32)
+
+
+def m_float32_schedule(E, c):
+    """MODEL ᾱ: the oracle's ᾱ rounded to float32 (subnormal, or 0 below 2⁻¹⁵⁰); with the rescale,
+    diffusers' float32 rescale of those values: 0/0 = NaN from the first ᾱ_{t-1} = 0 on."""
+    plain = make_schedule(c.beta_schedule, c.num_train_timesteps, c.beta_start, c.beta_end).alphas_cumprod
+    if not _float32_underflow(c):
+        return E.oracle.alphas_cumprod(c)
+    abar32 = plain.astype(F32)
+    if not c.rescale:
+        return abar32.astype(np.float64)
+    return _diffusers_rescale_f32(abar32).astype(np.float64)
+
+
+def _subnormal_steps(c):
+    """Absolute error of a float32 running product below the normal range: each product formed
+    there rounds by up to 2⁻¹⁵⁰ absolutely (later factors < 1 only shrink it), so by
+    2⁻¹⁵⁰·(1 + the number of subnormal steps so far)."""
+    plain = make_schedule(c.beta_schedule, c.num_train_timesteps, c.beta_start, c.beta_end).alphas_cumprod
+    return 2.0**-150 * (1 + np.cumsum(plain < 2.0**-126))
+
+
+def m_float32_schedule_abs(E, c):
+    """WIDENING of ᾱ, absolute: the subnormal rounding of the float32 running product
+    (_subnormal_steps), plus for the rescale the float32 bound of its two running products,
+    (t+1)·u·3 + the plain product's, relative to the model's ᾱ."""
+    model = E.alphas_cumprod(c)
+    if not c.rescale:
+        return _subnormal_steps(c)
+    base = make_schedule(c.beta_schedule, c.num_train_timesteps, c.beta_start, c.beta_end)
+    rel = tolerances.alphas_cumprod_relative(base.betas) + 3 * U * np.arange(1, model.size + 1)
+    return np.where(np.isfinite(model), rel * np.abs(model), 0.0) + _subnormal_steps(c)
+
+
+def m_float32_unchecked(E, c, abar, levels):
+    """MODEL: a step at NaN or non-increasing levels has no value to compare -- excused only if the
+    implementation's whole ᾱ table is the model's (NaN where it is NaN, within its bounds)."""
+    want = E.alphas_cumprod(c)
+    abar = np.asarray(abar, np.float64)
+    if want.shape != abar.shape or not np.array_equal(np.isnan(want), np.isnan(abar)):
+        return False
+    fin = np.isfinite(want)
+    rel = tolerances.alphas_cumprod_relative(make_schedule(c.beta_schedule, c.num_train_timesteps, c.beta_start,
+                                                           c.beta_end).betas) + 3 * U * np.arange(1, want.size + 1)
+    return bool(np.all(np.abs(abar[fin] - want[fin]) <= rel[fin] * np.abs(want[fin]) + _subnormal_steps(c)[fin]))
+
+
+def m_ddim_coefficients(E, c, levels):
+    """MODEL (c_ε, s) of DDIM: s as the oracle's; c_ε = (1 - ᾱ_prev - std²)^0.5 is NaN exactly where
+    diffusers' float32 radicand (its own operations on its own ᾱ) is < 0, else the exact c_ε
+    (its loss: the widening below)."""
+    a_t, a_p = levels
+    eta = float(c.option("eta", 0.0))
+    c_eps, s = ddim_noise_scale(a_t, a_p, eta)
+    t32, p32 = _t32(a_t), _t32(a_p)
+    var = ((1 - p32) / (1 - t32)) * (1 - t32 / p32)  # DDIMScheduler._get_variance
+    std = eta * var ** (0.5)
+    radicand = float(1 - p32 - std**2)
+    return (math.nan if not radicand >= 0 else c_eps), s
+
+
+def m_ddim_widening(E, c, i, levels, x, out, z, pv, u):
+    """WIDENING of the DDIM step: the radicand r = (1-ᾱ_prev) - std² formed in float32 errs by
+    δr <= 12u·((1-ᾱ_prev) + std²) (1-ᾱ_prev: 1 rounding; std² = η²·var: 5 for var, 3 for η·√ and the
+    square; 2 subtractions), so c_ε = √r errs by <= min(√δr, δr/(2c_ε)) -- times |ε̂|."""
+    a_t, a_p = levels
+    c_eps, s = ddim_noise_scale(a_t, a_p, float(c.option("eta", 0.0)))
+    dr = 12 * u * ((1 - a_p) + s * s)
+    dc = min(math.sqrt(dr), dr / (2 * c_eps)) if c_eps > 0 else math.sqrt(dr)
+    (kx, km) = _conversion(c.prediction_type, a_t)[1]
+    return dc * (abs(kx) * np.abs(x) + abs(km) * np.abs(out))
+
+
+def m_fixed_large_log_std(E, c, a_t, a_p, pv):
+    """MODEL DDPM std for fixed_large_log: (log β)^0.5 of diffusers' float32 β = 1 - ᾱ_t/ᾱ_prev:
+    NaN for β < 1, 0 at β = 1; none on a last step that lands on ᾱ = 1 at t = 0."""
+    import torch
+
+    if a_p == 1.0:
+        return 0.0
+    return float(torch.log(1 - _t32(a_t) / _t32(a_p)) ** 0.5)
+
+
+def _last_step_std(c, a_t, pv):
+    """diffusers' noise std on a last step at t > 0 (ᾱ_prev = 1, β̃ = 0 clamped to 1e-20)."""
+    vt = c.option("variance_type", "fixed_small")
+    beta = 1.0 - a_t
+    if vt in ("fixed_small", "fixed_small_log"):
+        return 1e-10
+    if vt == "fixed_large":
+        return math.sqrt(beta)
+    if vt == "fixed_large_log":
+        import torch
+
+        return float(torch.log(1 - _t32(a_t)) ** 0.5)
+    if vt == "learned":
+        return np.sqrt(np.asarray(pv, np.float64))
+    frac = (np.asarray(pv, np.float64) + 1) / 2
+    return np.exp(0.5 * (frac * math.log(beta) + (1 - frac) * math.log(1e-20)))
+
+
+def _lands_clean_at_positive_t(E, c, i, levels):
+    t = E.timesteps(c)[i]
+    return levels[1] == 1.0 and t > 0
+
+
+def m_ddpm_noise_std(E, c, i, levels, pv):
+    """MODEL DDPM noise: a step at t > 0 that lands on ᾱ = 1 (the last, or the one before the
+    extra t = -1 step) adds noise of std √β (fixed_large), √pv (learned), β^(f/2)·1e-10^(1-f)
+    (learned_range), 1e-10 (fixed_small[_log]), (log β)^0.5 (fixed_large_log); a step at t <= 0
+    adds none; elsewhere the std as modelled."""
+    if _lands_clean_at_positive_t(E, c, i, levels):
+        return _last_step_std(c, levels[0], pv)
+    if E.timesteps(c)[i] <= 0:
+        return 0.0
+    return E.ddpm_std(c, levels[0], levels[1], pv)
+
+
+def m_ddpm_last_widening(E, c, i, levels, x, out, z, pv, u):
+    """WIDENING: the added noise term is a term of the step like any other: STEP_OPS·u·|std·z|, plus
+    2u·|log std|·|std·z| (the *_log and learned_range types form std = exp(½·log v): log's absolute
+    error u·|log v| becomes a relative one), plus its level sensitivity LEVEL_OPS·u·|∂std/∂ln ᾱ_t|·|z|
+    (√β: ᾱ_t/(2√β))."""
+    if not _lands_clean_at_positive_t(E, c, i, levels) or z is None:
+        return 0.0
+    std = np.abs(np.asarray(_last_step_std(c, levels[0], pv), np.float64))
+    sens = levels[0] / (2 * math.sqrt(1 - levels[0])) if levels[0] < 1 else 0.0
+    with np.errstate(invalid="ignore"):
+        logs = np.abs(np.log(np.where(std > 0, std, 1.0)))
+        return np.nan_to_num((tolerances.STEP_OPS + 2 * logs) * u * std * np.abs(z)) \
+            + tolerances.LEVEL_OPS * u * sens * np.abs(z)
+
+
+def m_ancestral_sigmas(E, c, sigma, sigma_next):
+    """MODEL (σ_down, σ_up) of Euler ancestral: diffusers' σ_up = (σ_to²(σ_from² - σ_to²)/σ_from²)^0.5
+    and σ_down = (σ_to² - σ_up²)^0.5 in float32 are NaN exactly where their float32 radicands are
+    < 0 (σ rising, or the cancellation of σ_down); else the exact values (the loss: the widening)."""
+    f, t = _t32(sigma), _t32(sigma_next)
+    up2 = t**2 * (f**2 - t**2) / f**2  # EulerAncestralDiscreteScheduler.step
+    r = float(t**2 - up2)
+    up2 = float(up2)
+    if sigma_next > sigma:
+        return math.nan, math.nan
+    down, up = E.oracle.ancestral_sigmas(c, sigma, sigma_next)
+    return (math.nan if not r >= 0 else down), (math.nan if not up2 >= 0 else up)
+
+
+def m_ancestral_widening(E, c, i, levels, x, out, z, pv, u):
+    """WIDENING of the Euler ancestral step: σ_down² = σ_to² - σ_up² formed in float32 errs by
+    δr <= 8u·σ_to² (σ_to²: u; σ_up² = σ_to²(σ_from² - σ_to²)/σ_from²: 6u·σ_to²; the subtraction: u),
+    i.e. ~u·(σ_from/σ_to)² relative; σ_down errs by min(√δr, δr/(2σ_down)) -- times |d| = |x - x̂₀|/σ."""
+    sigma, sigma_next = levels
+    if sigma_next >= sigma or math.isinf(sigma):
+        return 0.0
+    down, _ = E.oracle.ancestral_sigmas(c, sigma, sigma_next)
+    dr = 8 * u * sigma_next**2
+    dd = min(math.sqrt(dr), dr / (2 * down)) if down > 0 else math.sqrt(dr)
+    x0 = expected._ve_conversion(c.prediction_type, x, out, sigma)
+    return dd * np.abs((np.asarray(x, np.float64) - x0) / sigma)
+
+
+def m_sigmas(E, c):
+    """MODEL Euler σ as diffusers forms them from the (modelled) ᾱ and timesteps: see m_chain_sigmas
+    (for interpolation_type='log_linear': exp(linspace(log σ(T-1), log σ(0), S+1)), ignoring the
+    timesteps, then the final σ: S+2 values)."""
+    return m_chain_sigmas(E, c, E.alphas_cumprod(c), E.timesteps(c))
+
+
+def _log_linear(c, abar):
+    """diffusers' log-linear σ: torch.linspace(log σ(T-1), log σ(0), S+1).exp() in float32."""
+    import torch
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        a32 = torch.tensor(np.asarray(abar, np.float64), dtype=torch.float32)
+        table = (((1 - a32) / a32) ** 0.5).numpy()
+        sig = torch.linspace(float(np.log(table[-1])), float(np.log(table[0])), c.num_inference_steps + 1).exp()
+    final = 0.0 if c.option("final_sigmas_type", "zero") == "zero" else float(table[0])
+    return np.concatenate([sig.double().numpy(), [final]])
+
+
+def m_log_linear_churn_steps(E, c):
+    """MODEL: the churn's γ = s_churn/(len(sigmas) - 1) counts the S+1 log-linear steps."""
+    return c.num_inference_steps + 1
+
+
+def m_v_converts_with_sigma(E, c, sigma, sigma_hat):
+    """MODEL Euler with churn: v-prediction converted at σ (where the model was evaluated), not σ̂."""
+    return sigma if c.prediction_type == "v_prediction" else sigma_hat
+
+
+def m_churn_widening(E, c, i, levels, x, out, z, pv, u):
+    """WIDENING of the churn: the noise scale (σ̂² - σ²)^0.5 with σ̂ = fl(σ·fl(1+γ)) errs by
+    ([5(1+γ)² + 1]·u/(γ(2+γ)) + u)/2 + u relative (σ̂ 2 roundings, two squares, the difference), times
+    |z|·σ·√(γ(2+γ))·s_noise, carried by the step's gain on x̂ (<= 1 + 2|σ_next - σ̂|/σ̂)."""
+    sigma, sigma_next = levels
+    gamma = min((c.option("s_churn") or 0) / c.num_inference_steps, math.sqrt(2) - 1) \
+        if c.option("s_tmin", 0.0) <= sigma <= c.option("s_tmax", math.inf) else 0.0
+    if gamma == 0 or z is None or math.isinf(sigma):
+        return 0.0
+    rel = ((5 * (1 + gamma) ** 2 + 1) * u / (gamma * (2 + gamma)) + u) / 2 + u
+    sh = sigma * (1 + gamma)
+    gain = 1 + 2 * abs(sigma_next - sh) / sh
+    return gain * rel * c.option("s_noise", 1.0) * sigma * math.sqrt(gamma * (2 + gamma)) * np.abs(z)
+
+
+def m_model_before_churn(E, c):
+    """MODEL loop: the model is evaluated at (x, σ), before step() adds the churn noise."""
+    return "before_churn"
+
+
+def m_silent_at_T(E, c, levels, x, out, z, pv, u, sub):
+    """MODEL of ε-prediction at zero SNR (no error, no warning): DDPM/DDIM divide by α_t = 0 in IEEE
+    arithmetic (x̂₀ = ±inf, NaN where x = ε; clip_sample clamps it to ±1; use_clipped_model_output
+    re-derives ε̂ = (x - √ᾱ_t·x̂₀)/√(1-ᾱ_t), NaN for an unclipped ±inf); Euler/Euler ancestral step from their floored
+    σ_T = 4096 (a finite ε-step). Returns (values, tolerance)."""
+    if c.sampler in expected.VE_SAMPLERS:
+        want = E.step(c, 0, levels, x, out, z, pv)
+        return want, E.step_tolerance(c, 0, levels, x, out, z, pv, u, sub)
+    a_t, a_p = levels
+    with np.errstate(divide="ignore", invalid="ignore"):
+        x0 = (np.asarray(x, np.float64) - math.sqrt(1 - a_t) * np.asarray(out, np.float64)) / math.sqrt(a_t)
+    eps = np.asarray(out, np.float64)
+    clip = c.option("clip_sample", False)
+    if clip:
+        x0 = np.clip(x0, -1.0, 1.0)
+    xs = np.asarray(x, np.float64)
+    if c.sampler == "ddpm":
+        beta = (a_p - a_t) / a_p
+        with np.errstate(invalid="ignore"):
+            mean = math.sqrt(a_p) * beta / (1 - a_t) * x0
+        std = E.ddpm_std(c, a_t, a_p, pv)
+        want = mean + (0.0 if z is None else std * np.asarray(z, np.float64))
+    else:
+        if c.option("use_clipped_model_output", False):  # diffusers re-derives ε̂ even without clipping
+            with np.errstate(invalid="ignore"):
+                eps = (xs - math.sqrt(a_t) * x0) / math.sqrt(1 - a_t)  # 0·(±inf) = NaN unclipped
+        c_eps, s = E.ddim_coefficients(c, levels)
+        with np.errstate(invalid="ignore"):
+            want = math.sqrt(a_p) * x0 + c_eps * eps + (0.0 if z is None else s * np.asarray(z, np.float64))
+    # finite (clipped) results: a step with x̂₀ given, as for prediction_type="sample"
+    as_x0 = SamplerConfig(c.sampler, prediction_type="sample", options=c.options)
+    x0f = np.where(np.isfinite(x0), x0, 0.0)
+    try:
+        tol = E.step_tolerance(as_x0, 0, levels, xs, x0f, z, pv, u, sub)
+    except ValueError:
+        tol = np.zeros(np.shape(xs))
+    # a model's widening of the ε̂ term, with ε̂ as it is here (the model output, or re-derived)
+    with np.errstate(invalid="ignore"):
+        tol = tol + E.step_widening(c, 0, levels, xs, np.where(np.isfinite(eps), eps, 0.0), z, pv, u)
+    return want, tol
+
+
+# --- regions ----------------------------------------------------------------------------------------
+
+
 def _trailing_has_extra_step(c: SamplerConfig) -> bool:
     # np.arange with the float step T/S can give S+1 values, the last -1
-    T, S = c.num_train_timesteps, c.num_inference_steps
-    return c.spacing == "trailing" and len(np.arange(T, 0, -T / S)) != S
+    return c.spacing == "trailing" and len(_float_spacing(c)) != c.num_inference_steps
 
 
 def _float_spacing_differs(c: SamplerConfig) -> bool:
@@ -51,34 +385,38 @@ def _float_spacing_differs(c: SamplerConfig) -> bool:
 
 
 def _ddim_prev_mismatch(c: SamplerConfig) -> bool:
-    # diffusers' DDIM steps to t - T//S, not to the next scheduled timestep (or to "clean" after the last)
-    ts = oracle_timesteps(c.spacing, c.num_train_timesteps, c.num_inference_steps, c.steps_offset)
+    # the model's levels (t - T//S) differ from the oracle's next scheduled timestep
+    ts = _float_spacing(c)
     prev = ts - c.num_train_timesteps // c.num_inference_steps
     nxt = np.append(ts[1:], -1)
     return bool(np.any(np.where(nxt < 0, prev >= 0, prev != nxt))) or _trailing_has_extra_step(c)
 
 
 def _ddim_radicand_cancels(c: SamplerConfig) -> bool:
-    # some step has keep = c_eps²/(1-ᾱ_prev) < 0.05: float32 cancellation amplified > 10x (the step budget)
+    # some step (to the next scheduled timestep or to t - T//S) has keep = c_ε²/(1-ᾱ_prev) < 0.05:
+    # the float32 radicand's cancellation amplified > 10x (the step budget)
     eta = c.option("eta", 0.0) or 0.0
     if eta == 0.0:
         return False
-    sched = make_schedule(c.beta_schedule, c.num_train_timesteps, c.beta_start, c.beta_end, rescale=c.rescale)
-    ts = oracle_timesteps(c.spacing, c.num_train_timesteps, c.num_inference_steps, c.steps_offset)
-    abar = sched.alphas_cumprod
+    abar = make_schedule(c.beta_schedule, c.num_train_timesteps, c.beta_start, c.beta_end,
+                         rescale=c.rescale).alphas_cumprod
+    ts = _float_spacing(c)
     final = 1.0 if c.option("set_alpha_to_one", True) else float(abar[0])
-    nxt = np.append(abar[ts[1:]], final)
-    for a_t, a_p in zip(abar[ts], nxt):
-        if a_p < 1.0 and a_p > a_t:
-            c_eps, _ = ddim_noise_scale(float(a_t), float(a_p), eta)
-            if c_eps * c_eps < 0.05 * (1.0 - a_p):
-                return True
+    nexts = (np.append(ts[1:], -1), ts - c.num_train_timesteps // c.num_inference_steps)
+    for nxt in nexts:
+        for t, n in zip(ts, nxt):
+            a_t, a_p = float(abar[t]), (float(abar[n]) if n >= 0 else final)
+            if a_t < a_p < 1.0:
+                c_eps, _ = ddim_noise_scale(a_t, a_p, eta)
+                if c_eps * c_eps < 0.05 * (1.0 - a_p):
+                    return True
     return False
 
 
-def _last_timestep_positive(c: SamplerConfig) -> bool:
-    ts = oracle_timesteps(c.spacing, c.num_train_timesteps, c.num_inference_steps, c.steps_offset)
-    return bool(ts[-1] > 0)
+def _noise_on_clean_step(c: SamplerConfig) -> bool:
+    # some step at t > 0 lands on clean data (its next timestep is past the end or negative)
+    ts = _float_spacing(c)
+    return bool(np.any((ts > 0) & (np.append(ts[1:], -1) < 0)))
 
 
 def _float32_underflow(c: SamplerConfig) -> bool:
@@ -96,20 +434,16 @@ def _floor_above_previous(c: SamplerConfig) -> bool:
 
 
 def _floor_breaks_first_step(c: SamplerConfig) -> bool:
-    # ... and the first step goes from the floor up to a σ at or above it: σ at the second timestep,
-    # where the Euler schedulers place it (fractional for linspace) and interpolated from the floored
-    # schedule, reaches the floor's σ (within float32 rounding of both)
-    # (log_linear σ are log-spaced between σ_min and σ_max, whatever the timesteps: never up)
+    # the model's σ (floored ᾱ, interpolated at the fractional second timestep) does not fall on the
+    # first step (within float32 rounding of both); log_linear σ are log-spaced: never up
     if not c.rescale or c.num_train_timesteps < 2 or c.num_inference_steps < 2 \
             or c.option("interpolation_type", "linear") == "log_linear":
         return False
-    abar = make_schedule(c.beta_schedule, c.num_train_timesteps, c.beta_start, c.beta_end,
-                         rescale=True).alphas_cumprod.copy()
-    abar[-1] = DIFFUSERS_EULER_FLOOR
+    abar = m_alphas_cumprod(expected.ORACLE, c)
     ts = fractional_timesteps(c.spacing, c.num_train_timesteps, c.num_inference_steps, c.steps_offset)
     if ts[0] != c.num_train_timesteps - 1:
         return False
-    sig = np.interp(ts[:2], np.arange(abar.size), np.sqrt((1 - abar) / abar))  # diffusers' linear σ(t)
+    sig = _sigma_table_at(abar, ts[:2])
     return bool(sig[1] >= sig[0] * (1 - 8 * 2.0**-24))
 
 
@@ -123,8 +457,7 @@ def _floored_euler_sigmas(c: SamplerConfig) -> np.ndarray:
 
 
 def _ancestral_down_cancels(c: SamplerConfig) -> bool:
-    # diffusers' σ_down = (σ_to² - σ_up²)^0.5 with σ_up² = σ_to²(σ_from² - σ_to²)/σ_from²: the difference
-    # is σ_to⁴/σ_from², relative error ~u·(σ_from/σ_to)²; flag steps where that exceeds 1000 u
+    # σ_down loses ~u·(σ_from/σ_to)² relative: flag steps where that exceeds 1000 u
     sig = _floored_euler_sigmas(c)
     q = sig[1:] / sig[:-1]
     return bool(np.any((q > 0) & (q * q < 1e-3)))
@@ -140,6 +473,11 @@ def _euler_small_churn(c: SamplerConfig) -> bool:
     return c.sampler == "euler" and 0 < gamma < 0.05
 
 
+TIMESTEPS = {"timesteps": m_timesteps}
+LEVELS = {"timesteps": m_timesteps, "vp_levels": m_vp_levels}
+FLOOR = {"alphas_cumprod": m_alphas_cumprod, "sigmas": m_sigmas}
+
+
 DEVIATIONS = [
     Deviation(
         "float32-alphas-cumprod-underflow",
@@ -149,7 +487,12 @@ DEVIATIONS = [
         "betas and ᾱ, silently). The float64 oracle represents these ᾱ (down to ~1e-308).",
         SRC + "scheduling_ddim.py (__init__: torch.cumprod in float32; rescale_zero_terminal_snr)",
         SamplerConfig("ddim", num_train_timesteps=4000, beta_schedule="linear", beta_start=0.0078125,
-                      beta_end=0.046875), {}),
+                      beta_end=0.046875), {},
+        model={"alphas_cumprod": m_alphas_cumprod, "alphas_cumprod_abs": m_float32_schedule_abs,
+               "unchecked_levels": m_float32_unchecked, "chain_sigmas": m_chain_sigmas, "sigmas": m_sigmas},
+        summary="ᾱ = the oracle's rounded to float32 (0 below 2⁻¹⁵⁰); rescaled: diffusers' float32 "
+                "rescale of those, NaN from the first ᾱ_{t-1} = 0; steps at NaN/degenerate levels unchecked "
+                "only if the whole ᾱ table is the model's"),
     Deviation(
         "trailing-extra-step", ("schedule", "step", "chaining", "loop"), ALL, _trailing_has_extra_step,
         "trailing spacing np.round(np.arange(T, 0, -T/S)) - 1 yields S+1 timesteps for some (T, S) "
@@ -157,21 +500,26 @@ DEVIATIONS = [
         "value) or takes an extra Euler step. Exact rule: round(T - k·T/S) - 1, k = 0..S-1.",
         SRC + "scheduling_ddim.py (set_timesteps, timestep_spacing == 'trailing')",
         SamplerConfig("ddim", num_inference_steps=61, rescale=False, prediction_type="epsilon"),
-        {"step_index": 61}),
+        {"step_index": 61}, model=LEVELS,
+        summary="timesteps = round(arange(T, 0, -T/S)) - 1 (S+1 of them, the last -1, reading ᾱ[-1]); "
+                "levels as diffusers steps (DDIM: t - T//S; DDPM: next scheduled, 1 below 0)"),
     Deviation(
         "float-spacing-rounding", ("schedule", "step", "chaining", "loop"), ALL, _float_spacing_differs,
         "the spacings are computed in floating point and then rounded (np.arange with step T/S, "
         "np.linspace): where the exact value T·k/S or k·(T-1)/(S-1) is a half-integer, float error "
         "decides the rounding and the timestep is off by one (T=67, S=10 trailing: 32 for 33).",
         SRC + "scheduling_ddim.py (set_timesteps)",
-        SamplerConfig("ddim", num_train_timesteps=67, rescale=False), {"step_index": 5}),
+        SamplerConfig("ddim", num_train_timesteps=67, rescale=False), {"step_index": 5}, model=LEVELS,
+        summary="timesteps = diffusers' float formulas (round(arange(T, 0, -T/S)) - 1, "
+                "round(linspace(0, T-1, S)), ...), levels read at them"),
     Deviation(
         "ddim-prev-timestep", ("step", "chaining", "loop"), ("ddim",), _ddim_prev_mismatch,
         "DDIMScheduler.step takes the previous timestep as t - T//S instead of the next scheduled "
         "timestep, so with trailing or linspace spacing it lands on a level the next step does not "
         "start from, and the last step may stop at t = 0 with noise √(1-ᾱ_0) left.",
         "https://github.com/huggingface/diffusers/issues/12633",
-        SamplerConfig("ddim", num_inference_steps=3, options=(("eta", 0.0),)), {"step_index": 1}),
+        SamplerConfig("ddim", num_inference_steps=3, options=(("eta", 0.0),)), {"step_index": 1}, model=LEVELS,
+        summary="DDIM step i lands on ᾱ[t_i - T//S] (ᾱ_final where that is < 0), not on the next timestep"),
     Deviation(
         "ddim-eta1-zero-snr-nan", ("step", "chaining", "finite_at_T", "loop"), ("ddim",), _ddim_radicand_cancels,
         "DDIM forms the ε̂ coefficient as (1 - ᾱ_prev - std²)^0.5: for η > 0 and a large step the radicand "
@@ -179,7 +527,10 @@ DEVIATIONS = [
         "~u/keep relative (keep = the bracket); at zero SNR with η = 1 it is exactly 0 and rounds to a "
         "tiny negative float32 for some (schedule, S): NaN. The sum-of-non-negative-terms form is exact.",
         "https://github.com/huggingface/diffusers/issues/5969",
-        SamplerConfig("ddim", num_inference_steps=6, options=(("eta", 1.0),)), {"step_index": 0}),
+        SamplerConfig("ddim", num_inference_steps=6, options=(("eta", 1.0),)), {"step_index": 0},
+        model={"ddim_coefficients": m_ddim_coefficients, "step_widening": m_ddim_widening, **LEVELS},
+        summary="c_ε NaN exactly where diffusers' float32 radicand 1 - ᾱ_prev - std² is < 0, else exact; "
+                "widening min(√δr, δr/2c_ε)·|ε̂|, δr = 12u·((1-ᾱ_prev) + s²)"),
     Deviation(
         "ddpm-fixed-large-log-nan", ("step", "chaining", "finite_at_T", "loop"), ("ddpm",),
         lambda c: c.option("variance_type") == "fixed_large_log",
@@ -187,29 +538,39 @@ DEVIATIONS = [
         "std: NaN for β < 1, and 0 (no noise, where √β = 1 is due) at the last training step of a "
         "zero-SNR schedule, where β = 1.",
         "https://github.com/huggingface/diffusers/issues/14569",
-        SamplerConfig("ddpm", options=(("variance_type", "fixed_large_log"),)), {"step_index": 1}),
+        SamplerConfig("ddpm", options=(("variance_type", "fixed_large_log"),)), {"step_index": 1},
+        model={"ddpm_std": m_fixed_large_log_std},
+        summary="noise std = (log β)^0.5 of the float32 β = 1 - ᾱ_t/ᾱ_prev: NaN for β < 1, 0 at β = 1"),
     Deviation(
         "ddpm-noise-on-last-step", ("step", "chaining", "loop"), ("ddpm",),
-        _last_timestep_positive,
+        _noise_on_clean_step,
         "DDPMScheduler adds noise whenever t > 0, not 'unless this is the last step': when the last "
         "timestep is > 0 (trailing, leading with steps_offset, ...) the final sample keeps noise: std √β "
         "for fixed_large, √(predicted variance) for learned, β^(f/2)·1e-10^(1-f) for learned_range, "
         "1e-10 (the 1e-20 variance clamp) for fixed_small and fixed_small_log.",
         SRC + "scheduling_ddpm.py (step: `if t > 0:`)",
-        SamplerConfig("ddpm", options=(("variance_type", "fixed_large"),)), {"step_index": 9}),
+        SamplerConfig("ddpm", options=(("variance_type", "fixed_large"),)), {"step_index": 9},
+        model={"ddpm_noise_std": m_ddpm_noise_std, "step_widening": m_ddpm_last_widening, **LEVELS},
+        summary="the last step (t > 0) adds noise: std √(1-ᾱ_t) fixed_large, √pv learned, "
+                "β^(f/2)·1e-10^(1-f) learned_range, 1e-10 fixed_small[_log], (log β)^0.5 fixed_large_log"),
     Deviation(
         "epsilon-zero-snr-silent", ("finite_at_T",), ALL, lambda c: c.prediction_type == "epsilon" and c.rescale,
         "ε-prediction at zero SNR: DDPM and DDIM return inf/NaN silently (x̂₀ divides by α_T = 0; with "
         "clip_sample=True a silently clipped finite result); Euler and Euler ancestral return a silently "
         "clamped result through their 2⁻²⁴ floor. None raises or warns.",
         "https://github.com/huggingface/diffusers/issues/3851",
-        SamplerConfig("ddim", prediction_type="epsilon"), {}, symptom="without raising or warning"),
+        SamplerConfig("ddim", prediction_type="epsilon"), {},
+        model={"silent_at_T": m_silent_at_T},
+        summary="no error or warning; DDPM/DDIM: x̂₀ = (x - ε)/0 in IEEE arithmetic (±inf; ±1 with "
+                "clip_sample), Euler: the finite ε-step from the floored σ_T = 4096"),
     Deviation(
-        "euler-terminal-floor", ("zero_snr", "schedule"), ("euler", "euler_ancestral"), lambda c: c.rescale,
+        "euler-terminal-floor", ("zero_snr", "schedule"), ("euler", "euler_ancestral"), None,
         "EulerDiscrete and EulerAncestralDiscrete replace ᾱ_T = 0 by 2⁻²⁴ after the zero-SNR rescale "
         "(σ_T = 4096 instead of inf): SNR(T) = 5.96e-08, not 0.",
         "https://github.com/huggingface/diffusers/pull/6024",
-        SamplerConfig("euler"), {}, symptom=FLOOR_SYMPTOM),
+        SamplerConfig("euler"), {}, model=FLOOR,
+        summary="ᾱ_T = 2⁻²⁴ exactly after the rescale (SNR(T) = 5.96e-08, σ_T = 4096), σ = np.interp of "
+                "diffusers' float32 √((1-ᾱ)/ᾱ) (inf where that overflows)"),
     Deviation(
         "euler-floor-above-previous", ("schedule", "chaining"),
         ("euler", "euler_ancestral", "EulerDiscreteScheduler", "EulerAncestralDiscreteScheduler"),
@@ -217,7 +578,8 @@ DEVIATIONS = [
         "for steep schedules the zero-SNR ᾱ at t = T-2 is below the 2⁻²⁴ floor, so the floored ᾱ rises "
         "at t = T-1: σ is not monotone in t.",
         "https://github.com/huggingface/diffusers/pull/6024",
-        SamplerConfig("euler_ancestral", beta_schedule="linear", beta_start=0.0078125, beta_end=0.03125), {}),
+        SamplerConfig("euler_ancestral", beta_schedule="linear", beta_start=0.0078125, beta_end=0.03125), {},
+        model=FLOOR, summary="ᾱ_T = 2⁻²⁴ above ᾱ_{T-2}: the model's ᾱ rises at T-1, and only there"),
     Deviation(
         "euler-floor-first-step-up", ("step", "finite_at_T", "loop"),
         ("euler", "euler_ancestral", "EulerDiscreteScheduler", "EulerAncestralDiscreteScheduler"),
@@ -228,7 +590,9 @@ DEVIATIONS = [
         "σ_next²(σ² - σ_next²)/σ² turns negative (NaN), and Euler steps away from the data.",
         "https://github.com/huggingface/diffusers/pull/6024",
         SamplerConfig("euler_ancestral", beta_schedule="linear", beta_start=0.0078125, beta_end=0.03125),
-        {"step_index": 0}),
+        {"step_index": 0}, model={**FLOOR, "ancestral_sigmas": m_ancestral_sigmas},
+        summary="σ rises on the first step where the floored σ does; Euler steps x + (σ_next - σ)·d away "
+                "from the data, Euler ancestral's σ_up radicand is < 0: NaN"),
     Deviation(
         "ancestral-sigma-down-cancellation", ("step", "finite_at_T", "loop"), ("euler_ancestral",),
         _ancestral_down_cancels,
@@ -238,24 +602,32 @@ DEVIATIONS = [
         "(cosine schedule, trailing S = 3: σ 20291 → 1.75). σ_to·√((1-η²) + η²σ_to²/σ_from²) is exact.",
         SRC + "scheduling_euler_ancestral_discrete.py (step: sigma_down)",
         SamplerConfig("euler_ancestral", beta_schedule="squaredcos_cap_v2", rescale=False, num_inference_steps=3,
-                      prediction_type="epsilon"), {"step_index": 0}),
+                      prediction_type="epsilon"), {"step_index": 0},
+        model={"ancestral_sigmas": m_ancestral_sigmas, "step_widening": m_ancestral_widening},
+        summary="σ_down NaN exactly where diffusers' float32 σ_to² - σ_up² is < 0, else exact; widening "
+                "min(√δr, δr/2σ_down)·|d|, δr = 8u·σ_to² (~u·(σ_from/σ_to)² relative)"),
     Deviation(
-        "euler-log-linear-sigmas", ("schedule", "step", "chaining", "loop"), ("euler",),
+        "euler-log-linear-sigmas", ("schedule", "step", "chaining", "loop", "finite_at_T"), ("euler",),
         lambda c: c.option("interpolation_type") == "log_linear",
         "EulerDiscreteScheduler with interpolation_type='log_linear' builds S+1 log-spaced σ between "
         "σ_min and σ_max, ignoring the timesteps, then appends the final σ: S+2 values, the sampler "
         "ends on σ_min instead of 0 and σ_i is not σ(t_i).",
         SRC + "scheduling_euler_discrete.py (set_timesteps, interpolation_type == 'log_linear')",
-        SamplerConfig("euler", options=(("interpolation_type", "log_linear"),)), {}),
+        SamplerConfig("euler", options=(("interpolation_type", "log_linear"),)), {},
+        model={"sigmas": m_sigmas, "chain_sigmas": m_chain_sigmas, "churn_steps": m_log_linear_churn_steps},
+        summary="σ = exp(linspace(log σ(T-1), log σ(0), S+1)) then the final σ: S+2 values; the loop ends on "
+                "σ(0); the churn's γ = s_churn/(S+1)"),
     Deviation(
         "euler-churn-v-uses-sigma", ("step", "loop"), ("euler",),
         lambda c: _euler_churn_active(c) and c.prediction_type == "v_prediction",
         "EulerDiscreteScheduler with s_churn > 0 and v_prediction converts the model output with σ "
         "while the state has been moved to σ̂ = σ(1+γ) (the ε branch uses σ̂).",
         SRC + "scheduling_euler_discrete.py (step: v_prediction branch)",
-        SamplerConfig("euler", rescale=False, options=(("s_churn", 5.0),)), {"step_index": 0}),
+        SamplerConfig("euler", rescale=False, options=(("s_churn", 5.0),)), {"step_index": 0},
+        model={"conversion_sigma": m_v_converts_with_sigma},
+        summary="x̂₀ = x̂/(σ²+1) - v·σ/√(σ²+1) with σ, not σ̂; d = (x̂ - x̂₀)/σ̂"),
     Deviation(
-        "euler-churn-noise-cancellation", ("step", "loop"), ("euler",), _euler_small_churn,
+        "euler-churn-noise-cancellation", ("step", "finite_at_T", "loop"), ("euler",), _euler_small_churn,
         "EulerDiscreteScheduler forms the churn noise scale as (σ̂² - σ²)^0.5 with σ̂ = σ(1+γ) rounded "
         "first: for small γ = s_churn/S the subtraction cancels and loses up to ~3u/(2γ) relative "
         "(853 u measured at γ = 0.001); "
@@ -263,13 +635,17 @@ DEVIATIONS = [
         SRC + "scheduling_euler_discrete.py (step: sigma_hat**2 - sigma**2)",
         SamplerConfig("euler", rescale=False, num_inference_steps=1000, beta_schedule="linear",
                       beta_start=0.0078125, beta_end=0.03125, prediction_type="epsilon",
-                      options=(("s_churn", 1.0),)), {"step_index": 0}),
+                      options=(("s_churn", 1.0),)), {"step_index": 0},
+        model={"step_widening": m_churn_widening},
+        summary="the oracle's step; widening (~3u/(2γ) relative)·σ√(γ(2+γ))·|z|·(1 + 2|σ_next - σ̂|/σ̂)"),
     Deviation(
         "euler-churn-model-before-churn", ("loop",), ("euler",), _euler_churn_active,
         "EulerDiscreteScheduler adds the churn noise inside step(), after the model was evaluated at "
         "(x, σ); Karras et al. (2022) Alg. 2 evaluates the model at the churned (x̂, σ̂).",
         SRC + "scheduling_euler_discrete.py (step: s_churn)",
-        SamplerConfig("euler", rescale=False, prediction_type="epsilon", options=(("s_churn", 5.0),)), {}),
+        SamplerConfig("euler", rescale=False, prediction_type="epsilon", options=(("s_churn", 5.0),)), {},
+        model={"loop_model_point": m_model_before_churn},
+        summary="the loop evaluates the model at (x, σ), then step() churns to (x̂, σ̂) and steps with it"),
 ]
 
 def _half_x0_overflow(c: SamplerConfig) -> bool:
@@ -300,7 +676,7 @@ HALF_DEVIATIONS = [
         SamplerConfig("ddpm", num_train_timesteps=1000, beta_schedule="linear", beta_start=0.0078125,
                       beta_end=0.03125, rescale=True, spacing="linspace", num_inference_steps=35,
                       prediction_type="epsilon"), {"step_index": 1},
-        symptom=NON_FINITE, dtypes=("float16",)),
+        symptom=NON_FINITE, dtypes=("float16",), summary="non-finite elements only (x̂₀ beyond 65504)"),
     Deviation(
         "half-sigma-eps-overflow", ("step", "finite_at_T", "loop"),
         ("euler", "euler_ancestral", "EulerDiscreteScheduler", "EulerAncestralDiscreteScheduler"),
@@ -313,7 +689,7 @@ HALF_DEVIATIONS = [
         SamplerConfig("euler", num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2", rescale=False,
                       spacing="trailing", num_inference_steps=10, prediction_type="epsilon"),
         {"step_index": 0, "x": 3.0, "model_output": 4.0},
-        symptom=NON_FINITE, dtypes=("float16",)),
+        symptom=NON_FINITE, dtypes=("float16",), summary="non-finite elements only (σ·ε̂ beyond 65504)"),
 ]
 
 FLOORED = ("DPMSolverMultistepScheduler", "EulerAncestralDiscreteScheduler", "EulerDiscreteScheduler",
@@ -321,11 +697,12 @@ FLOORED = ("DPMSolverMultistepScheduler", "EulerAncestralDiscreteScheduler", "Eu
 
 GENERIC_DEVIATIONS = [
     Deviation(
-        "terminal-floor-2^-24", ("zero_snr",), FLOORED, lambda c: c.rescale,
+        "terminal-floor-2^-24", ("zero_snr",), FLOORED, None,
         "after the zero-SNR rescale these schedulers set ᾱ_T = 2⁻²⁴ (σ_T = 4096) instead of 0: "
         "SNR(T) = 5.96e-08.",
         "https://github.com/huggingface/diffusers/pull/6024",
-        SamplerConfig("EulerDiscreteScheduler"), {}, symptom=FLOOR_SYMPTOM),
+        SamplerConfig("EulerDiscreteScheduler"), {}, model=FLOOR,
+        summary="ᾱ_T = 2⁻²⁴ exactly after the rescale (σ_T = 4096)"),
     Deviation(
         "lcm-origin-steps-miss-T", ("starts_at_T",), ("LCMScheduler", "TCDScheduler"),
         lambda c: c.num_train_timesteps % 50 != 0,
@@ -334,7 +711,8 @@ GENERIC_DEVIATIONS = [
         "50 divides T the first timestep is (T // 50)·50 - 1 < T - 1.",
         SRC + "scheduling_lcm.py (set_timesteps: original_inference_steps)",
         SamplerConfig("LCMScheduler", num_train_timesteps=1010, num_inference_steps=4), {},
-        symptom="first timestep"),
+        model={"timesteps": m_lcm_timesteps},
+        summary="timesteps = reversed (T//50)·k - 1 (k = 1..50) at floor(linspace(0, 50, S, endpoint=False))"),
 ]
 
 GUIDANCE_DEVIATIONS = [
@@ -342,7 +720,8 @@ GUIDANCE_DEVIATIONS = [
         "rescale-noise-cfg-zero-std", ("guidance",), ("guidance-degenerate",), lambda c: True,
         "rescale_noise_cfg divides by the std of the guided prediction with no guard: a sample with "
         "zero std gives inf/NaN, even with guidance_rescale = 0 (0·inf = NaN).",
-        "https://github.com/huggingface/diffusers/issues/13425", symptom=NON_FINITE),
+        "https://github.com/huggingface/diffusers/issues/13425", symptom=NON_FINITE,
+        summary="non-finite elements only (the zero-std sample); the other samples are checked"),
 ]
 
 TRAINING_DEVIATIONS = [
@@ -354,7 +733,10 @@ TRAINING_DEVIATIONS = [
         "v = 0.9996·ε - 0.0292·x₀ instead of 0.0683·ε - 0.9977·x₀. No upstream report found.",
         SRC + "scheduling_euler_discrete.py (get_velocity: alphas_cumprod[step_indices])",
         SamplerConfig("euler", rescale=False, spacing="trailing", num_inference_steps=10), {},
-        symptom=r"^v target"),
+        model={"velocity_alpha_bars": lambda E, cfg, abar, sigmas, timesteps, t:
+               np.asarray(abar, np.float64)[_index_in(timesteps, t)]},
+        summary="the v target at ᾱ[step index of t] (alphas_cumprod read at the position in the inference "
+                "schedule), not at the level of t"),
     Deviation(
         "min-snr-epsilon-zero-snr-nan", ("min_snr",), ("ddpm", "ddim"),
         lambda c: c.rescale and c.prediction_type == "epsilon",
@@ -362,5 +744,6 @@ TRAINING_DEVIATIONS = [
         "t = T-1 of a zero-SNR schedule that is 0/0 = NaN, silently (the loss and the gradients become "
         "NaN). The ε loss at SNR 0 is meaningless (paper Sec. 3.2): a zero-SNR schedule needs v or x₀.",
         "https://github.com/TiankaiHang/Min-SNR-Diffusion-Training/issues/2",
-        SamplerConfig("ddpm", rescale=True, prediction_type="epsilon"), {}, symptom=NON_FINITE),
+        SamplerConfig("ddpm", rescale=True, prediction_type="epsilon"), {}, symptom=NON_FINITE,
+        summary="the ε Min-SNR weight is NaN at SNR 0 (0/0), silently; every other weight is the oracle's"),
 ]

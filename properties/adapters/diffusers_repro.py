@@ -2,8 +2,9 @@
 
 Each function is a few lines of diffusers + torch + NumPy (and at most one call into ``reference``
 for the correct value), independent of the conformance suite's machinery. It prints the
-configuration, what diffusers returns and what it should return, and returns True while the
-deviation still reproduces. ``python -m properties.adapters.diffusers_repro`` runs them all;
+configuration, what diffusers returns, what it should return, and the declared model of the
+deviation (its one-line summary, from :mod:`.diffusers_deviations`), and returns True while
+diffusers still computes the model's values. ``python -m properties.adapters.diffusers_repro`` runs them all;
 exit code 0 iff every one reproduces. Checked against diffusers 0.42.1 (torch CPU, float32).
 """
 
@@ -94,7 +95,10 @@ def float_spacing_rounding() -> bool:
         _show("diffusers", f"{got.tolist()}  (index {k}: {got[k]})")
         _show("oracle", f"{want.tolist()}  (index {k}: {want[k]}; exact value {num}/{den} = "
               f"{num / den} rounds half-to-even)")
-        ok &= bool(np.any(got != want))
+        model = {"trailing": np.round(np.arange(T, 0, -T / S)) - 1,
+                 "linspace": np.linspace(0, T - 1, S).round()[::-1]}[spacing]
+        _show("model", f"{model.astype(int).tolist()}")
+        ok &= bool(np.any(got != want)) and bool(np.array_equal(got, model))
     return ok
 
 
@@ -115,12 +119,16 @@ def ddim_prev_timestep() -> bool:
     _show("oracle", f"step t={ts[1]} -> t={ts[2]} (the next scheduled timestep): {np.round(want, 6).tolist()}")
     err = np.max(np.abs(got - want) / (np.abs(want) + 1e-30))
     _show("rel. err", f"{err:.3e} (float32 rounding would be ~1e-7)")
+    model = reference.ddim_step(_f64(x), _f64(v), prediction_type="v_prediction", alpha_bar_t=acp[ts[1]],
+                                alpha_bar_prev=acp[prev])
+    model_err = np.max(np.abs(got - model) / (np.abs(model) + 1e-30))
+    _show("model", f"step to ᾱ[{prev}]: {np.round(model, 6).tolist()} (rel. diff {model_err:.1e})")
     s7 = DDIMScheduler(**SD, rescale_betas_zero_snr=True, timestep_spacing="trailing")
     s7.set_timesteps(7)
     last = s7.timesteps[-1].item()
     _show("also", f"S=7 trailing: last t={last}, diffusers' prev = {last - 1000 // 7} (ᾱ_prev = ᾱ_0, not 1: "
           f"√(1-ᾱ_0) = {math.sqrt(1 - s7.alphas_cumprod[0].item()):.4f} noise left)")
-    return prev != ts[2] and err > 1e-3
+    return prev != ts[2] and err > 1e-3 and model_err < 1e-5
 
 
 def ddim_eta1_zero_snr_nan() -> bool:
@@ -289,7 +297,11 @@ def euler_log_linear_sigmas() -> bool:
     _show("diffusers", f"{len(ts)} timesteps, {len(sig)} sigmas: {np.round(sig, 4).tolist()}")
     _show("rule", f"σ_i = σ(t_i), S+1 values ending at 0: {np.round(want, 4).tolist()}")
     _show("", f"the loop's last step (i = 9) goes to σ = {sig[10]:.4f}, not 0")
-    return len(sig) == len(ts) + 2 and sig[len(ts)] > 0
+    table = np.sqrt((1 - acp) / acp)
+    model = np.append(np.exp(np.linspace(np.log(table[-1]), np.log(table[0]), len(ts) + 1)), 0.0)
+    model_err = np.max(np.abs(sig - model) / np.maximum(model, 1e-30))
+    _show("model", f"exp(linspace(log σ(T-1), log σ(0), S+1)), 0: max rel diff {model_err:.1e}")
+    return len(sig) == len(ts) + 2 and sig[len(ts)] > 0 and model_err < 1e-5
 
 
 def euler_churn_v_uses_sigma() -> bool:
@@ -313,7 +325,7 @@ def euler_churn_v_uses_sigma() -> bool:
           f"(same with σ in the v conversion: max rel diff {np.max(np.abs(got - mimic)) / np.max(np.abs(mimic)):.1e})")
     _show("oracle", f"v converted at σ̂ (where the state is): x_prev[:3] = {np.round(want[:3], 4).tolist()}; "
           f"max|diff|/max|oracle| = {err:.3e}")
-    return err > 1e-3
+    return err > 1e-3 and np.max(np.abs(got - mimic)) / np.max(np.abs(mimic)) < 1e-5
 
 
 def euler_churn_noise_cancellation() -> bool:
@@ -333,7 +345,10 @@ def euler_churn_noise_cancellation() -> bool:
     _show("diffusers", f"σ = {sigma:.7g}: noise scale (σ̂²-σ²)^0.5 in float32 = {np.median(got / z):.9g}")
     _show("oracle", f"σ·√(γ(2+γ)) = {np.median(want / z):.9g}; max rel err of x̂ = {rel:.3e} "
           f"= {rel / U32:.0f} u (bound u/(2γ) = {U32 / 0.002:.2e}; a correctly formed scale: ~2 u)")
-    return rel > 10 * U32
+    gamma = 0.001
+    bound = ((5 * (1 + gamma) ** 2 + 1) * U32 / (gamma * (2 + gamma)) + U32) / 2 + U32
+    _show("model", f"the oracle's x̂ within the declared widening {bound / U32:.0f} u relative: {rel <= bound}")
+    return rel > 10 * U32 and rel <= bound
 
 
 def euler_churn_model_before_churn() -> bool:
@@ -352,11 +367,14 @@ def euler_churn_model_before_churn() -> bool:
     x_hat = _f64(x) + _f64(_randn((1000,), 3)) * sigma * math.sqrt(gamma * (2 + gamma))
     want = x_hat + (sigma_next - sh) * sh * x_hat / (1 + sh**2)  # Karras Alg. 2: model at (x̂, σ̂)
     err = np.max(np.abs(got - want)) / np.max(np.abs(want))
+    mimic = x_hat + (sigma_next - sh) * eps_model  # model evaluated before the churn, ε̂ used at σ̂
+    model_err = np.max(np.abs(got - mimic)) / np.max(np.abs(mimic))
+    _show("model", f"ε̂ from (x, σ), then churn and step: max rel diff to diffusers {model_err:.1e}")
     _show("diffusers", f"model sees x/√(σ²+1) at σ = {sigma:.4f} (churn noise added later inside step()); "
           f"x_prev[:3] = {np.round(got[:3], 4).tolist()}")
     _show("rule", f"Karras Alg. 2: churn to σ̂ = {sh:.4f} first, model at (x̂, σ̂): x_prev[:3] = "
           f"{np.round(want[:3], 4).tolist()}; max|diff|/max|rule| = {err:.3e}")
-    return err > 1e-3
+    return err > 1e-3 and model_err < 1e-5
 
 
 # --- GENERIC_DEVIATIONS ----------------------------------------------------------------------------
@@ -386,9 +404,13 @@ def lcm_origin_steps_miss_T() -> bool:
             s.set_timesteps(4)
             got = s.timesteps.tolist()
             _show("diffusers", f"{cls.__name__:<14} {got}")
+            origin = (np.arange(1, 51) * (T // 50) - 1)[::-1]
+            model = origin[np.floor(np.linspace(0, 50, 4, endpoint=False)).astype(int)].tolist()
+            ok &= got == model
             if T == 1010:
                 ok &= got[0] == (T // 50) * 50 - 1 < T - 1
         _show("oracle", f"trailing: {want.tolist()} (starts at T-1 = {T - 1})")
+        _show("model", f"{model}")
     return ok
 
 
@@ -473,9 +495,18 @@ def main() -> int:
     import diffusers
 
     print(f"diffusers {diffusers.__version__}, torch {torch.__version__}, numpy {np.__version__}")
+    from .diffusers_deviations import (
+        DEVIATIONS,
+        GENERIC_DEVIATIONS,
+        GUIDANCE_DEVIATIONS,
+        HALF_DEVIATIONS,
+    )
+
+    summaries = {d.id: d.summary for d in DEVIATIONS + HALF_DEVIATIONS + GENERIC_DEVIATIONS + GUIDANCE_DEVIATIONS}
     results = {}
     for name, fn in REPROS.items():
         print(f"\n== {name}")
+        print(f"  {'MODEL':<10} {summaries.get(name, '(none declared)')}")
         try:
             results[name] = bool(fn())
         except Exception as exc:  # noqa: BLE001 -- any crash means "does not reproduce as described"

@@ -74,17 +74,42 @@ def _float32_underflow(cfg: SamplerConfig) -> bool:
     return bool(sched.alphas_cumprod[-1] < 2.0**-126)
 
 
+def _float32_alphas_cumprod(E, cfg: SamplerConfig):
+    """MODEL: MyDDIM's ᾱ is the oracle's rounded to float32 (subnormal, or 0 below 2⁻¹⁵⁰)."""
+    return E.oracle.alphas_cumprod(cfg).astype(np.float32).astype(np.float64)
+
+
+def _half_subnormal(E, cfg: SamplerConfig):
+    """WIDENING: rounding a value below float32's normal range errs by up to 2⁻¹⁵⁰, absolutely."""
+    return 2.0**-150
+
+
+def _unchecked(E, cfg: SamplerConfig, abar, levels):
+    """MODEL: a step between ᾱ that are 0 (or not increasing) has no value to compare -- excused
+    only where MyDDIM's whole table is the model's float32 table."""
+    from properties.tolerances import alphas_cumprod_relative
+
+    want = E.alphas_cumprod(cfg)
+    rel = alphas_cumprod_relative(ref.make_schedule(cfg.beta_schedule, cfg.num_train_timesteps, cfg.beta_start,
+                                                    cfg.beta_end).betas)  # the float32 running product's bound
+    return bool(np.all(np.abs(np.asarray(abar) - want) <= rel * want + 2.0**-150))
+
+
 class MyImplementation:
     unit_roundoff = 2.0**-24
     smallest_subnormal = 2.0**-149
-    #: MyDDIM's own known deviation, declared narrowly (this is how a repository records one)
+    #: MyDDIM's own known deviation, declared as a model of what it computes (this is how a
+    #: repository records one): inside its region MyDDIM is checked against that model
     deviations = (
         Deviation("my-float32-schedule-underflow", ("schedule", "step", "chaining", "loop"), ("ddim",),
                   _float32_underflow,
                   "MyDDIM stores ᾱ in float32: below 2⁻¹²⁶ (steep schedules, large T) it becomes subnormal or 0",
                   "https://example.invalid/my_pkg/issues/1",
                   SamplerConfig("ddim", num_train_timesteps=4000, beta_schedule="linear",
-                                beta_start=0.0078125, beta_end=0.046875, rescale=False)),
+                                beta_start=0.0078125, beta_end=0.046875, rescale=False),
+                  model={"alphas_cumprod": _float32_alphas_cumprod, "alphas_cumprod_abs": _half_subnormal,
+                         "unchecked_levels": _unchecked},
+                  summary="ᾱ = the oracle's rounded to float32 (0 below 2⁻¹⁵⁰); steps between zero ᾱ unchecked"),
     )
 
     def build(self, cfg: SamplerConfig) -> MySampler:
