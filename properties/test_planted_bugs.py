@@ -169,12 +169,12 @@ def test_a_bug_planted_inside_a_deviation_region_fails(name):
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_an_unmodified_subclass_passes_the_same_checks(name):
-    _, sampler, cfg, hides_behind, runs = CASES[name]
+    _, sampler, cfg, _hides_behind, runs = CASES[name]
     base = {"ddim": DDIMScheduler, "ddpm": DDPMScheduler, "euler": EulerDiscreteScheduler}[sampler]
     plain = type(f"Plain{base.__name__}", (base,), {})
     impl = _impl(**{sampler: plain})
     for prop, check, args in runs:
-        outcome, rec = _judged(check, impl, cfg, prop, *args)
+        outcome, _rec = _judged(check, impl, cfg, prop, *args)
         assert outcome in ("oracle", "deviation"), (name, prop, outcome)
 
 

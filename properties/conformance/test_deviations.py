@@ -143,6 +143,6 @@ def test_declared_deviation_reproduces(impl, zsnr_record, deviation_id):
             return
         raise AssertionError(f"declared deviation {dev.id!r} is fixed: it {message}. Remove or narrow it "
                              f"({dev.link}).")
-    prop, (_, worst, msg) = max(shown.items(), key=lambda kv: kv[1][1])
+    _prop, (_, _worst, _msg) = max(shown.items(), key=lambda kv: kv[1][1])
     for p, (_, w, m) in shown.items():
         zsnr_record.deviation(dev, f"{p}: {m}", w)
