@@ -79,7 +79,7 @@ def test_the_downstream_selection_is_the_conformance_suite_only(pytester):
     ids = [ln for ln in result.stdout.lines if "::" in ln]
     assert ids, result.stdout.str()
     files = {i.split("::")[0].replace("\\", "/").rsplit("/", 1)[-1] for i in ids}
-    assert files == {"test_conformance.py", "test_generic.py", "test_deviations.py"}, files
+    assert files == {"test_conformance.py", "test_generic.py", "test_deviations.py", "test_training.py"}, files
     props = {i.split("::")[1].split("[")[0] for i in ids}
     assert {"test_step_ddim", "test_generic_finite_at_T", "test_declared_deviation_reproduces"} <= props
     assert not any("oracle" in i or "test_harness" in i for i in ids)
