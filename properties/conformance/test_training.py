@@ -92,9 +92,16 @@ def _probe(impl, sampler, prop):
         pytest.skip(f"{prop} is not tested: {_SUPPORT[key]}")
 
 
+@pytest.fixture
+def training_support(request, impl):
+    """Skips, in the test's set-up (before Hypothesis runs any example), a property whose
+    optional method the implementation lacks."""
+    prop, sampler = request.node.get_closest_marker("zsnr_property").args[:2]
+    _probe(impl, sampler, prop)
+
+
 def _make(prop, sampler, strategy, examples, body):
-    def test(impl, zsnr_record, case):
-        _probe(impl, sampler, prop)
+    def test(impl, zsnr_record, training_support, case):
         body(impl, zsnr_record, case)
 
     test.__name__ = test.__qualname__ = f"test_{prop}_{sampler}"
