@@ -182,10 +182,9 @@ def _snr_tolerance(impl, snr):
     return 8 * u_s * np.abs(snr)
 
 
-def check_training_snr(impl, cfg: SamplerConfig, pick, record: Record | None = None, expect=ORACLE):
-    """SNR(t) at drawn training timesteps equals ᾱ/(1-ᾱ) of the implementation's own ᾱ; SNR(T)
-    is exactly 0 with the zero-SNR rescale."""
-    fn = _method(impl, "training_snr", "the implementation")
+def _training_levels(impl, cfg: SamplerConfig, pick, method: str):
+    """(the implementation's ``method``, training timesteps t = pick mod T, its own ᾱ_t)."""
+    fn = _method(impl, method, "the implementation")
     smp = impl.build(cfg)
     if smp.alphas_cumprod is None:
         raise Unsupported("the sampler reports no alphas_cumprod")
@@ -193,6 +192,13 @@ def check_training_snr(impl, cfg: SamplerConfig, pick, record: Record | None = N
     abar = smp.alphas_cumprod[t]
     if np.any(abar >= 1.0):
         raise Unsupported("ᾱ = 1 in the implementation's float table (SNR infinite)")
+    return fn, t, abar
+
+
+def check_training_snr(impl, cfg: SamplerConfig, pick, record: Record | None = None, expect=ORACLE):
+    """SNR(t) at drawn training timesteps equals ᾱ/(1-ᾱ) of the implementation's own ᾱ; SNR(T)
+    is exactly 0 with the zero-SNR rescale."""
+    fn, t, abar = _training_levels(impl, cfg, pick, "training_snr")
     got = fn(cfg, t)
     want = ref.snr(abar)
     return _close(expect)(got, want, _snr_tolerance(impl, want), "SNR",
@@ -205,14 +211,7 @@ def check_min_snr_weights(impl, cfg: SamplerConfig, pick, gamma: float, record: 
     v); where the oracle refuses an ε weight at SNR 0, the implementation must raise or warn, not
     return NaN or a number silently. Tolerance: the SNR's (above), which min(·, γ)/SNR and
     /(SNR + 1) carry with condition <= 1, plus two roundings."""
-    fn = _method(impl, "min_snr_weights", "the implementation")
-    smp = impl.build(cfg)
-    if smp.alphas_cumprod is None:
-        raise Unsupported("the sampler reports no alphas_cumprod")
-    t = np.asarray(pick) % cfg.num_train_timesteps
-    abar = smp.alphas_cumprod[t]
-    if np.any(abar >= 1.0):
-        raise Unsupported("ᾱ = 1 in the implementation's float table (SNR infinite)")
+    fn, t, abar = _training_levels(impl, cfg, pick, "min_snr_weights")
     ctx = f"timesteps {t.tolist()}, γ = {gamma}, config: {cfg}"
     try:
         want = ref.loss_weight(abar, cfg.prediction_type, "min_snr", gamma=gamma)
