@@ -139,7 +139,10 @@ def check_schedule(impl, cfg: SamplerConfig, record: Record | None = None, expec
         lo = np.floor(ts).astype(int)
         hi = np.minimum(lo + 1, cfg.num_train_timesteps - 1)
         lo, hi = np.clip(lo, 0, sig_rel.size - 1), np.clip(hi, 0, sig_rel.size - 1)
-        if ts.size == sig_exp.size:
+        # a model's log-spaced σ (diffusers' log_linear) ignore the timesteps; their count can still
+        # equal S+1 by coincidence (trailing-extra-step's S+1 timesteps give S+2 σ as well)
+        log_spaced = expect.overrides("sigmas") and cfg.option("interpolation_type", "linear") == "log_linear"
+        if ts.size == sig_exp.size and not log_spaced:
             with np.errstate(invalid="ignore"):
                 tol = np.maximum(sig_rel[lo], sig_rel[hi]) * np.abs(sig_exp) + 4 * tolerances.U_FLOAT32 * np.abs(sig_exp)
         else:
