@@ -346,7 +346,7 @@ def m_silent_at_T(E, c, levels, x, out, z, pv, u, sub):
         beta = (a_p - a_t) / a_p
         with np.errstate(invalid="ignore"):
             mean = math.sqrt(a_p) * beta / (1 - a_t) * x0
-        std = E.ddpm_std(c, a_t, a_p, pv)
+        std = E.ddpm_noise_std(c, 0, levels, pv)  # step 0: with noise where ddpm-noise-on-last-step adds it
         want = mean + (0.0 if z is None else std * np.asarray(z, np.float64))
     else:
         if c.option("use_clipped_model_output", False):  # diffusers re-derives ε̂ even without clipping
@@ -513,7 +513,7 @@ DEVIATIONS = [
         summary="timesteps = diffusers' float formulas (round(arange(T, 0, -T/S)) - 1, "
                 "round(linspace(0, T-1, S)), ...), levels read at them"),
     Deviation(
-        "ddim-prev-timestep", ("step", "chaining", "loop"), ("ddim",), _ddim_prev_mismatch,
+        "ddim-prev-timestep", ("step", "chaining", "loop", "finite_at_T"), ("ddim",), _ddim_prev_mismatch,
         "DDIMScheduler.step takes the previous timestep as t - T//S instead of the next scheduled "
         "timestep, so with trailing or linspace spacing it lands on a level the next step does not "
         "start from, and the last step may stop at t = 0 with noise √(1-ᾱ_0) left.",
@@ -542,7 +542,7 @@ DEVIATIONS = [
         model={"ddpm_std": m_fixed_large_log_std},
         summary="noise std = (log β)^0.5 of the float32 β = 1 - ᾱ_t/ᾱ_prev: NaN for β < 1, 0 at β = 1"),
     Deviation(
-        "ddpm-noise-on-last-step", ("step", "chaining", "loop"), ("ddpm",),
+        "ddpm-noise-on-last-step", ("step", "chaining", "loop", "finite_at_T"), ("ddpm",),
         _noise_on_clean_step,
         "DDPMScheduler adds noise whenever t > 0, not 'unless this is the last step': when the last "
         "timestep is > 0 (trailing, leading with steps_offset, ...) the final sample keeps noise: std √β "

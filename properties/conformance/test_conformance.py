@@ -88,6 +88,23 @@ def _step_examples(sampler):
                            num_inference_steps=266), 0, _ones(), _ones(0.5), 0, None)]
 
 
+def _silent_examples(sampler: str) -> list:
+    """ε at zero SNR where the silent result composes with another deviation (found by the thorough
+    profile): DDPM's one step from T = 2 adds last-step noise; DDIM at T = 25, S = 10 steps to
+    t - T//S."""
+    x, out = _ones(0.0), _ones(1.0)
+    if sampler == "ddpm":
+        cfg = SamplerConfig("ddpm", num_train_timesteps=2, beta_schedule="linear", beta_start=0.0078125,
+                            beta_end=0.03125, num_inference_steps=1, prediction_type="epsilon",
+                            options=(("clip_sample", True), ("variance_type", "fixed_large")))
+    elif sampler == "ddim":
+        cfg = SamplerConfig("ddim", num_train_timesteps=25, beta_schedule="squaredcos_cap_v2", prediction_type="epsilon",
+                            options=(("clip_sample", True), ("set_alpha_to_one", False)))
+    else:
+        return []
+    return [(cfg, 0, x, out, 0, None)]
+
+
 def _schedule_examples(sampler: str) -> list[SamplerConfig]:
     """Euler, log-linear σ on the trailing extra step (T = 1000, S = 61: 62 timesteps, 63 σ), where
     the σ count equals the timesteps' + 1 by coincidence (found by the thorough profile)."""
@@ -173,7 +190,7 @@ for _s in SAMPLERS:
         ("starts_at_T", zst.sampler_configs(_s, spacing="trailing"), _zero, _starts_at_T),
         ("finite_at_T", step_cases(_s, rescale=True, spacing="trailing"),
          [(c.with_options(**({"eta": 1.0} if _s == "ddim" else {})), 0, _ones(), _ones(0.5), 0, None)
-          for c in _zero], _finite_at_T),
+          for c in _zero] + _silent_examples(_s), _finite_at_T),
         ("loop", loop_cases(_s), [(c, _ones(0.2), 0.25, _ones(), 0) for c in _edges
                                   if c.num_inference_steps <= 25 and not (c.rescale and c.prediction_type == "epsilon")],
          _loop),
