@@ -245,6 +245,13 @@ def m_ddpm_last_widening(E, c, i, levels, x, out, z, pv, u):
     sens = levels[0] / (2 * math.sqrt(1 - levels[0])) if levels[0] < 1 else 0.0
     with np.errstate(invalid="ignore"):
         logs = np.abs(np.log(np.where(std > 0, std, 1.0)))
+        if c.option("variance_type") == "learned_range" and pv is not None:
+            # log v = f·log β + (1-f)·log 1e-20 with f = (pv + 1)/2 rounded: the absolute error is u
+            # times its terms plus f's own rounding times |log β - log 1e-20| (≈ 46 at β ≈ 1, where
+            # log v itself is small); std = exp(½·log v) halves it: this replaces |log std|
+            frac = (np.asarray(pv, np.float64) + 1) / 2
+            lb, lm = math.log(1.0 - levels[0]), math.log(1e-20)
+            logs = 0.5 * (np.abs(frac * lb) + np.abs((1 - frac) * lm) + np.abs(frac) * abs(lb - lm))
         return np.nan_to_num((tolerances.STEP_OPS + 2 * logs) * u * std * np.abs(z)) \
             + tolerances.LEVEL_OPS * u * sens * np.abs(z)
 
@@ -362,6 +369,12 @@ def m_silent_at_T(E, c, levels, x, out, z, pv, u, sub):
         tol = E.step_tolerance(as_x0, 0, levels, xs, x0f, z, pv, u, sub)
     except ValueError:
         tol = np.zeros(np.shape(xs))
+    if c.sampler == "ddim":
+        # the as-x₀ step derives ε̂ from x_t; here ε̂ is the model output itself: its term c_ε·ε̂
+        # errs by the coefficient's float32 √(1-ᾱ_prev) (2 roundings), the product and the sum
+        c_eps = E.ddim_coefficients(c, levels)[0]
+        with np.errstate(invalid="ignore"):
+            tol = tol + np.nan_to_num(tolerances.STEP_OPS * u * np.abs(c_eps * np.where(np.isfinite(eps), eps, 0.0)))
     # a model's widening of the ε̂ term, with ε̂ as it is here (the model output, or re-derived)
     with np.errstate(invalid="ignore"):
         tol = tol + E.step_widening(c, 0, levels, xs, np.where(np.isfinite(eps), eps, 0.0), z, pv, u)

@@ -74,6 +74,16 @@ def step_cases(draw, sampler, **kw):
     return cfg, i, x, out, seed, pv
 
 
+def _learned_range_last_step(sampler):
+    """DDPM learned_range noise on a last step at t > 0 (T = 1000, S = 1): the float32 rounding of
+    f = (v + 1)/2 times |log β - log 1e-20| in the modelled std (found by the thorough profile)."""
+    if sampler != "ddpm":
+        return []
+    cfg = SamplerConfig("ddpm", beta_schedule="linear", rescale=False, num_inference_steps=1, prediction_type="epsilon",
+                        options=(("variance_type", "learned_range"),))
+    return [(cfg, 0, _ones(0.0), _ones(0.0), 0, _ones(0.8808929602427846))]
+
+
 def _step_examples(sampler):
     # the last: a large step from σ_max = 20291 (cosine, T = 1000) with ε̂ = 4, where σ·ε̂ and x̂₀
     # leave float16's range although the result does not
@@ -100,6 +110,10 @@ def _silent_examples(sampler: str) -> list:
     elif sampler == "ddim":
         cfg = SamplerConfig("ddim", num_train_timesteps=25, beta_schedule="squaredcos_cap_v2", prediction_type="epsilon",
                             options=(("clip_sample", True), ("set_alpha_to_one", False)))
+        # the clipped x̂₀ with ε̂ = the model output: the tolerance of its c_ε·ε̂ term
+        both = SamplerConfig("ddim", beta_schedule="linear", prediction_type="epsilon",
+                             options=(("clip_sample", True), ("set_alpha_to_one", False)))
+        return [(cfg, 0, x, out, 0, None), (both, 0, x, out, 0, None)]
     else:
         return []
     return [(cfg, 0, x, out, 0, None)]
@@ -183,7 +197,7 @@ for _s in SAMPLERS:
     _zero = [c for c in _edges if c.rescale and c.spacing == "trailing"]
     _tests = [
         ("schedule", zst.sampler_configs(_s), _edges + _schedule_examples(_s), _schedule),
-        ("step", step_cases(_s), _step_examples(_s), _step),
+        ("step", step_cases(_s), _step_examples(_s) + _learned_range_last_step(_s), _step),
         ("chaining", zst.sampler_configs(_s, max_S=30), [c for c in _edges if c.num_inference_steps <= 30]
          + [_underflow(_s)], _chaining),
         ("zero_snr", zst.sampler_configs(_s, rescale=True), _zero, _zero_snr),
