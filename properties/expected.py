@@ -146,8 +146,14 @@ def step_terms(cfg: SamplerConfig, levels, x, model_output, z, predicted_varianc
         def s(lv):
             return ref.ddim_noise_scale(lv[0], lv[1], cfg.option("eta", 0.0))[1]
 
-        return [(lambda lv: math.sqrt(lv[1]) * x0(lv, 0), ax), (lambda lv: math.sqrt(lv[1]) * x0(lv, 1), am),
-                (lambda lv: c_eps(lv) * eps(lv, 0), ax), (lambda lv: c_eps(lv) * eps(lv, 1), am), (s, az)]
+        terms = [(lambda lv: math.sqrt(lv[1]) * x0(lv, 0), ax), (lambda lv: math.sqrt(lv[1]) * x0(lv, 1), am),
+                 (lambda lv: c_eps(lv) * eps(lv, 0), ax), (lambda lv: c_eps(lv) * eps(lv, 1), am), (s, az)]
+        if cfg.option("clip_sample", False) and cfg.option("use_clipped_model_output", False):
+            # ε̂ re-derived from the clipped x̂₀: (x_t - √ᾱ_t·x̂₀)/√(1-ᾱ_t), |x̂₀| <= the clip range (1)
+            r = np.ones_like(ax)
+            terms += [(lambda lv: c_eps(lv) / math.sqrt(1.0 - lv[0]), ax),
+                      (lambda lv: c_eps(lv) * math.sqrt(lv[0]) / math.sqrt(1.0 - lv[0]), r)]
+        return terms
 
     # Euler family, VE state: churn to σ̂, convert at σ̂ (x_vp = x/√(σ̂²+1)), then x + (σ_to - σ̂)·d
     def hat(lv):
