@@ -54,7 +54,15 @@ def _expand(level: np.ndarray, ndim: int) -> np.ndarray:
     return level.reshape(level.shape + (1,) * (ndim - 1))
 
 
-def _levels_at(cfg: SamplerConfig, smp, t: np.ndarray, T: int):
+def _drawn_timesteps(cfg: SamplerConfig, smp, pick) -> np.ndarray:
+    """The timesteps a draw picks (one per batch element): values of the sampler's own timesteps
+    for the Euler family, training timesteps pick mod T otherwise."""
+    if cfg.sampler in VE:
+        return np.asarray(smp.timesteps, np.float64)[np.asarray(pick) % len(smp.timesteps)]
+    return (np.asarray(pick) % cfg.num_train_timesteps).astype(np.float64)
+
+
+def _levels_at(cfg: SamplerConfig, smp, t: np.ndarray):
     """The implementation's own level at each timestep: ᾱ_t (VP) or σ (VE, at the index of t in
     its timesteps); a VE timestep that occurs twice in its schedule is ambiguous and rejected."""
     if cfg.sampler in VE:
@@ -105,12 +113,8 @@ def check_add_noise(impl, cfg: SamplerConfig, x0, eps, pick, record: Record | No
     fn = _method(smp, "add_noise", "the sampler")
     q = impl.quantize
     x0, eps = q(x0), q(eps)
-    T = cfg.num_train_timesteps
-    if cfg.sampler in VE:
-        t = np.asarray(smp.timesteps, np.float64)[np.asarray(pick) % len(smp.timesteps)]
-    else:
-        t = (np.asarray(pick) % T).astype(np.float64)
-    level = _levels_at(cfg, smp, t, T)
+    t = _drawn_timesteps(cfg, smp, pick)
+    level = _levels_at(cfg, smp, t)
     lv = _expand(level, x0.ndim)
     got = fn(x0, eps, t)
     ctx = f"timesteps {t.tolist()}, config: {cfg}"
@@ -161,11 +165,7 @@ def check_velocity(impl, cfg: SamplerConfig, x0, eps, pick, record: Record | Non
         raise Unsupported("the sampler reports no alphas_cumprod")
     q = impl.quantize
     x0, eps = q(x0), q(eps)
-    T = cfg.num_train_timesteps
-    if cfg.sampler in VE:
-        t = np.asarray(smp.timesteps, np.float64)[np.asarray(pick) % len(smp.timesteps)]
-    else:
-        t = (np.asarray(pick) % T).astype(np.float64)
+    t = _drawn_timesteps(cfg, smp, pick)
     abar = expect.velocity_alpha_bars(cfg, smp.alphas_cumprod, smp.sigmas, smp.timesteps, t)
     a = _expand(abar, x0.ndim)
     got = fn(x0, eps, t)
