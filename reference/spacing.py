@@ -152,14 +152,7 @@ def karras_sigmas(sigma_min: float, sigma_max: float, num_inference_steps: int,
     """
     S = _checks.integer("num_inference_steps", num_inference_steps, 1, _checks.MAX_TRAIN_TIMESTEPS)
     rho = _checks.real("rho", rho, 0.0, low_open=True)
-    lo = _checks.real("sigma_min", sigma_min, 0.0, low_open=True, allow_inf=True)
-    hi = _checks.real("sigma_max", sigma_max, 0.0, low_open=True, allow_inf=True)
-    if np.isinf(hi) or np.isinf(lo):
-        raise ValueError("karras_sigmas needs finite sigma_min and sigma_max; zero terminal SNR gives "
-                         "σ_max = inf, for which the Karras schedule is inf everywhere. Use a floored "
-                         "schedule (with_terminal_floor) or a sampler that starts from σ = inf directly.")
-    if lo > hi:
-        raise ValueError(f"sigma_min={lo} must not exceed sigma_max={hi}")
+    lo, hi = _sigma_range(sigma_min, sigma_max, "karras_sigmas")
     ramp = np.linspace(0.0, 1.0, S) if S > 1 else np.zeros(1)
     try:
         a, b = hi ** (1.0 / rho), lo ** (1.0 / rho)
