@@ -347,15 +347,10 @@ def check_finite_at_T(impl, cfg: SamplerConfig, x, model_output, seed: int, pred
         assert not bad.any(), f"step at t = T is not finite: {int(bad.sum())} of {got.size} values " \
                               f"NaN/inf (e.g. {got[bad].ravel()[:3]}). {ctx}"
         return
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            got, z = smp.step(0, x_in, out, seed, pv)
-        except Exception:  # noqa: BLE001 -- any exception is a refusal, which is what is asked
-            return  # raised: the implementation refuses ε-prediction at SNR 0, as it should
-    if any(not issubclass(w.category, (DeprecationWarning, PendingDeprecationWarning, FutureWarning))
-           for w in caught):
-        return  # warned (deprecation notices do not count)
+    refused, result = refuses(smp.step, 0, x_in, out, seed, pv)
+    if refused:
+        return  # raised or warned: the implementation refuses ε-prediction at SNR 0, as it should
+    got, z = result
     finite = np.isfinite(got).all()
     silent = expect.silent_at_T(cfg, levels, x_in, out, z, pv, impl.unit_roundoff, _subnormal(impl))
     message = (f"ε-prediction at zero SNR returned {'a silently clamped finite result' if finite else 'NaN/inf'} "
@@ -363,6 +358,20 @@ def check_finite_at_T(impl, cfg: SamplerConfig, x, model_output, seed: int, pred
     assert silent is not None, message
     want, tol = silent
     _closer(expect)(got, want, tol, "the silent result of ε-prediction at zero SNR", ctx, record)
+
+
+def refuses(fn, *args):
+    """(refused, result) of fn(*args): refused if it raised or warned (deprecation notices do not
+    count), as an implementation must for ε-prediction at zero SNR; else its result."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            result = fn(*args)
+        except Exception:  # noqa: BLE001 -- any exception is a refusal, which is what is asked
+            return True, None
+    warned = any(not issubclass(w.category, (DeprecationWarning, PendingDeprecationWarning, FutureWarning))
+                 for w in caught)
+    return warned, (None if warned else result)
 
 
 # --- 7. full loop --------------------------------------------------------------------------------

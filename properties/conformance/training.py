@@ -29,8 +29,6 @@ square root and forms two products and a sum.
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 
 import reference as ref
@@ -39,6 +37,7 @@ from .. import expected
 from ..compare import Record, assert_close
 from ..contract import SamplerConfig, Unsupported
 from ..expected import ORACLE
+from .checks import refuses
 
 VE = expected.VE_SAMPLERS
 
@@ -216,14 +215,8 @@ def check_min_snr_weights(impl, cfg: SamplerConfig, pick, gamma: float, record: 
     try:
         want = ref.loss_weight(abar, cfg.prediction_type, "min_snr", gamma=gamma)
     except ref.EpsilonAtZeroSNR:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            try:
-                got = fn(cfg, t, gamma)
-            except Exception:  # noqa: BLE001 -- any exception is a refusal, which is what is asked
-                return 0.0
-        if any(not issubclass(w.category, (DeprecationWarning, PendingDeprecationWarning, FutureWarning))
-               for w in caught):
+        refused, got = refuses(fn, cfg, t, gamma)
+        if refused:
             return 0.0
         zero = np.flatnonzero(abar == 0.0)
         at_zero = np.asarray(got, np.float64)[zero]
