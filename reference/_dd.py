@@ -9,6 +9,8 @@ exp and the cosine's sines are double-double too), the running product ᾱ, the 
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 _SPLITTER = 134217729.0  # 2**27 + 1 (Dekker)
@@ -242,3 +244,40 @@ def _exp(x):
         m = mul(m, add(m, (2.0, 0.0)))
     e = add(m, (1.0, 0.0))
     return np.ldexp(e[0], k.astype(np.int64)), np.ldexp(e[1], k.astype(np.int64))
+
+
+# --- DDPM's posterior-mean coefficients ------------------------------------------------------------
+
+_SAFE = 2.0**-900  # below it low parts underflow (and 1/x overflows Dekker's split)
+
+
+def ddpm_mean_coefficients(a_t: float, a_p: float) -> tuple[float, float]:
+    """(c_x0, c_xt) of μ̃ = c_x0·x̂₀ + c_xt·x_t (paper Eq. 20), each rounded once from a
+    double-double: c_x0 = √ᾱ_prev·β/(1-ᾱ_t) = (ᾱ_prev - ᾱ_t)/(√ᾱ_prev·(1-ᾱ_t)) and
+    c_xt = √(ᾱ_t/ᾱ_prev)·(1-ᾱ_prev)/(1-ᾱ_t), for floats 0 <= ᾱ_t <= ᾱ_prev <= 1, ᾱ_t < 1.
+    The differences ᾱ_prev - ᾱ_t, 1 - ᾱ_t, 1 - ᾱ_prev are exact (two_sum). Where ᾱ_prev or a
+    non-zero ᾱ_t is below 2⁻⁹⁰⁰ the float64 formulas (~5 roundings) are used."""
+    a_t, a_p = float(a_t), float(a_p)
+    if a_p < _SAFE or 0.0 < a_t < _SAFE:
+        beta = (a_p - a_t) / a_p
+        # √ of the ratio rounds once less; for a subnormal ᾱ_t the ratio would lose digits, so √ first
+        ratio_root = math.sqrt(a_t / a_p) if a_t >= 2.0**-1022 else math.sqrt(a_t) / math.sqrt(a_p)
+        return math.sqrt(a_p) * beta / (1.0 - a_t), ratio_root * (1.0 - a_p) / (1.0 - a_t)
+    # the double-double operations above on Python floats (NumPy scalars would cost ~50 µs a call)
+    def div_(a, b):
+        q = a[0] / b[0]
+        p, e = two_prod(q, b[0])
+        p, e = fast_two_sum(p, e + q * b[1])
+        return fast_two_sum(q, ((a[0] - p) - e + a[1]) / b[0])
+
+    def sqrt_(a):
+        if a[0] == 0.0:
+            return 0.0, 0.0
+        r = math.sqrt(a[0])
+        p, e = two_prod(r, r)
+        return fast_two_sum(r, ((a[0] - p) - e + a[1]) / (2.0 * r))
+
+    one_minus_t, one_minus_p = two_sum(1.0, -a_t), two_sum(1.0, -a_p)
+    c_x0 = div_(two_sum(a_p, -a_t), mul(sqrt_((a_p, 0.0)), one_minus_t))
+    c_xt = div_(mul(sqrt_(div_((a_t, 0.0), (a_p, 0.0))), one_minus_p), one_minus_t)
+    return c_x0[0] + c_x0[1], c_xt[0] + c_xt[1]

@@ -18,7 +18,7 @@ import math
 
 import numpy as np
 
-from . import _checks
+from . import _checks, _dd
 from .parameterization import PREDICTION_TYPES, _inputs, _x0_and_eps
 
 #: smallest normal float64: below it (subnormal ᾱ) products lose digits, so some coefficients are
@@ -185,11 +185,7 @@ def ddpm_step(x_t, model_output, *, prediction_type, alpha_bar_t, alpha_bar_prev
         x0, _ = _x0_and_eps(x_t, out, prediction_type, alpha, sigma, _STEP_NAMES)
     x0 = _clip_or_threshold(x0, clip_sample, clip_sample_range, thresholding, dynamic_thresholding_ratio,
                             sample_max_value)
-    beta = (a_p - a_t) / a_p
-    c_x0 = math.sqrt(a_p) * beta / (1.0 - a_t)
-    # √ of the ratio rounds once less; for a subnormal ᾱ_t the ratio would lose digits, so √ first
-    ratio_root = math.sqrt(a_t / a_p) if a_t >= _TINY else math.sqrt(a_t) / math.sqrt(a_p)
-    c_xt = ratio_root * (1.0 - a_p) / (1.0 - a_t)
+    c_x0, c_xt = _dd.ddpm_mean_coefficients(a_t, a_p)
     std = ddpm_variance(a_t, a_p, variance_type, predicted_variance)
     with np.errstate(over="ignore", invalid="ignore"):
         res = c_x0 * x0 + c_xt * x_t + _noise_term(noise, std, x0.shape)

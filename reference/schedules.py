@@ -9,6 +9,7 @@ rescaling (where ᾱ = 0).
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 from dataclasses import dataclass, field
 
@@ -36,6 +37,23 @@ COSINE_OFFSET = 0.008
 DIFFUSERS_EULER_FLOOR = 2.0**-24
 #: ᾱ_T floor used by ComfyUI and A1111 (σ_T ≈ 4518.76).
 COMFYUI_FLOOR = 4.8973451890853435e-08
+
+
+#: The oracle's own error bound, in ULPs (np.spacing of the exact value), on every array of a
+#: :class:`Schedule` that :func:`make_schedule` builds -- β, α, ᾱ, 1-ᾱ, √ᾱ, √(1-ᾱ), SNR and
+#: Euler σ, plain, rescaled (Algorithm 1) and with a terminal floor -- against the exact value
+#: (mpmath, 60 digits) of the same float64 inputs, for the named schedules with their default
+#: β range or β in [1e-5, 0.05], T <= 4000 (what properties/oracle/test_precision.py draws; the
+#: derivation holds to T = 2**24). Each is a double-double rounded once: <= 0.5 ULP plus ε/u for
+#: the double-double's own relative error ε, which is <= ~2⁻⁶⁰ -- sines ~3e-20 each (_dd.sin),
+#: products T·2⁻¹⁰⁴, Algorithm 1's differences amplified by at most ~(ᾱ_i + ᾱ_j)/(ᾱ_i - ᾱ_j) <= 2/β
+#: on values already ~2⁻⁹⁰ -- so <= 0.51 ULP; the bound leaves room to ε = 2⁻⁵⁴. Measured worst
+#: (benchmarks/oracle_accuracy.py, T ∈ {1000, 4000} and T = 2…79, 97, 150, 333, 777): 0.54.
+#: Float64 implementations checked against the oracle add this to their own error budget.
+ORACLE_ULP_BOUND = 1.0
+#: The same for log SNR: log(hi) + lo/hi of the SNR's double-double, NumPy's log (<= 1 ULP)
+#: plus the final rounding (0.5) = 1.5, rounded up; measured worst 1.00.
+ORACLE_LOG_SNR_ULP_BOUND = 2.0
 
 
 # --- the running product ᾱ, in double-double ---------------------------------------------------
@@ -402,7 +420,7 @@ def _cosine(T: int, clip: bool, name: str) -> Schedule:
     sines = _dd.sin((np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])))
     cut = np.cumsum([0] + [p[0].size for p in parts])
     sin_c, sin_step, sin_a, sin_b, sin_pa, sin_ca = (
-        (sines[0][i:j], sines[1][i:j]) for i, j in zip(cut[:-1], cut[1:]))
+        (sines[0][i:j], sines[1][i:j]) for i, j in itertools.pairwise(cut))
     sin_prev = (np.concatenate([sin_c[0], sin_a[0][:-1]]), np.concatenate([sin_c[1], sin_a[1][:-1]]))
     sin_c2 = _dd.mul(sin_c, sin_c)
     with np.errstate(divide="ignore", invalid="ignore"):  # sin(prev) = 0 never: prev >= c/T
