@@ -122,7 +122,7 @@ def _training_errors(n: int = 2000, seed: int = 0) -> dict:
     def where(a):
         return np.array([f"ᾱ={x:.6g}" for x in a], dtype=object)
 
-    errs = {("training", "snr"): (ulp_error(snr(abar), [mp_snr(a) for a in abar]), where(abar))}
+    errs = {("training", "reference.snr"): (ulp_error(snr(abar), [mp_snr(a) for a in abar]), where(abar))}
     for weighting in LOSS_WEIGHTINGS:
         for p in PREDICTION_TYPES:
             a = abar[abar > 0] if p == "epsilon" else abar
@@ -153,13 +153,26 @@ def measure() -> list[tuple[str, str, str, float, float, str]]:
     return rows
 
 
+def _print_section(section: str, rows: list) -> None:
+    qs = list(dict.fromkeys(r[2] for r in rows))
+    print(f"\n### {section}\n")
+    if set(qs) <= set(SCHEDULE_QUANTITIES):  # a matrix: configuration × quantity, worst ULP
+        print("worst ULP per configuration (rows) and quantity (columns); where: the last table\n")
+        print("| configuration | " + " | ".join(qs) + " |\n|---|" + "---|" * len(qs))
+        cell = {(r[1], r[2]): r[3] for r in rows}
+        for cfg in dict.fromkeys(r[1] for r in rows):
+            print(f"| {cfg} | " + " | ".join(f"{cell[(cfg, q)]:.2f}" for q in qs) + " |")
+        return
+    print("| configuration | quantity | worst ULP | where | median ULP |\n|---|---|---|---|---|")
+    for _, cfg, q, worst, median, where in rows:
+        print(f"| {cfg} | {q} | {worst:.2f} | {where} | {median:.2f} |")
+
+
 def main() -> float:
     t0 = time.perf_counter()
     rows = measure()
     for section in dict.fromkeys(r[0] for r in rows):
-        print(f"\n### {section}\n\n| configuration | quantity | worst ULP | where | median ULP |\n|---|---|---|---|---|")
-        for _, cfg, q, worst, median, where in (r for r in rows if r[0] == section):
-            print(f"| {cfg} | {q} | {worst:.2f} | {where} | {median:.2f} |")
+        _print_section(section, [r for r in rows if r[0] == section])
     per_q: dict = {}
     for _, cfg, q, worst, _, where in rows:
         if q not in per_q or worst > per_q[q][0]:
@@ -168,7 +181,7 @@ def main() -> float:
     for q, (worst, where) in per_q.items():
         print(f"| {q} | {worst:.2f} | {where} |")
     overall = max(w for w, _ in per_q.values())
-    print(f"\noverall worst: {overall:.2f} ULP ({time.perf_counter() - t0:.0f} s)")
+    print(f"\noverall worst: {overall:.2f} ULP (measured in {time.perf_counter() - t0:.0f} s)")
     print(f"oracle_worst_ulp: {overall:.2f}")
     return overall
 

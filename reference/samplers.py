@@ -207,10 +207,10 @@ def ddim_noise_scale(alpha_bar_t, alpha_bar_prev, eta=0.0) -> tuple[float, float
     a_t, a_p = _levels(alpha_bar_t, alpha_bar_prev)
     eta = _eta(eta)
     s = eta * math.sqrt((1.0 - a_p) / (1.0 - a_t) * ((a_p - a_t) / a_p))
-    if a_t >= _TINY:
+    if a_t >= 2.0**-960:  # below, ᾱ_t·(1-ᾱ_prev) (1-ᾱ_prev >= 2⁻⁵³) can be subnormal and lose digits
         keep = (1.0 - eta) * (1.0 + eta) + eta * eta * (a_t * (1.0 - a_p)) / (a_p * (1.0 - a_t))
         return math.sqrt((1.0 - a_p) * keep), s
-    # subnormal ᾱ_t: √keep = hypot(√(1-η²), η·√ᾱ_t·√((1-ᾱ_prev)/(ᾱ_prev(1-ᾱ_t)))) forms no product of
+    # tiny or subnormal ᾱ_t: √keep = hypot(√(1-η²), η·√ᾱ_t·√((1-ᾱ_prev)/(ᾱ_prev(1-ᾱ_t)))) forms no product of
     # ᾱ_t, so it keeps its digits
     root_q = math.sqrt(a_t) * math.sqrt((1.0 - a_p) / (a_p * (1.0 - a_t)))
     if not math.isfinite(root_q):  # ᾱ_prev subnormal too: 1/ᾱ_prev overflows; q <= 1 all the same
@@ -342,7 +342,10 @@ def ancestral_sigmas(sigma, sigma_next, eta=1.0) -> tuple[float, float]:
     one_minus_q = 1.0 if math.isinf(sigma) else (sigma - sigma_next) / sigma
     keep = math.sqrt(one_minus_q * (1.0 + q))
     up = min(sigma_next, eta * sigma_next * keep)
-    down = sigma_next * math.sqrt((1.0 - eta) * (1.0 + eta) + eta * eta * q * q)
+    if eta * q >= 2.0**-500:
+        down = sigma_next * math.sqrt((1.0 - eta) * (1.0 + eta) + eta * eta * q * q)
+    else:  # η²q² would be subnormal and lose digits (11 ULP at σ ≈ 1e154): hypot squares nothing
+        down = sigma_next * math.hypot(math.sqrt((1.0 - eta) * (1.0 + eta)), eta * q)
     return down, up
 
 

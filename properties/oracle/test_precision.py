@@ -133,6 +133,7 @@ def _ddpm_coefficients(a_t, a_p):
 @example(pair=(5e-324, 0.75), eta=0.0)  # subnormal ᾱ_t (found by the dev profile)
 @example(pair=(5e-324, 0.75), eta=1.0)
 @example(pair=(1e-310, 0.5), eta=0.7)
+@example(pair=(2.2250738585072014e-308, 0.875), eta=1.0)  # ᾱ_t·(1-ᾱ_prev) subnormal: was 8.8 ULP (thorough)
 def test_step_coefficients_within_ulp_budget(pair, eta):
     a_t, a_p = pair
     ddpm, (c_eps, s) = mp_ddpm(a_t, a_p), mp_ddim(a_t, a_p, eta)
@@ -168,6 +169,7 @@ def sigma_pairs(draw):
 @example(pair=(14.6146, 0.0), eta=1.0)  # the last step
 @example(pair=(624308.3007749702, 624308.2972587155), eta=0.17)  # σ_next/σ = 1 - 6e-9
 @example(pair=(2.0, 2.0), eta=1.0)
+@example(pair=(9.480751908109177e+153, 0.2581988897471611), eta=1.0)  # η²q² subnormal: was 11 ULP (thorough)
 def test_ancestral_sigmas_within_ulp_budget(pair, eta):
     sigma, sigma_next = pair
     down, up = ancestral_sigmas(sigma, sigma_next, eta)
