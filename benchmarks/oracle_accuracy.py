@@ -157,7 +157,8 @@ def _print_section(section: str, rows: list) -> None:
     qs = list(dict.fromkeys(r[2] for r in rows))
     print(f"\n### {section}\n")
     if set(qs) <= set(SCHEDULE_QUANTITIES):  # a matrix: configuration × quantity, worst ULP
-        print("worst ULP per configuration (rows) and quantity (columns); where: the last table\n")
+        print("worst ULP per configuration (rows) and quantity (columns); the floor rows are t = T-1 only "
+              "(the rest is the rescaled row; a floor not below ᾱ_(T-2) is skipped); where: the last table\n")
         print("| configuration | " + " | ".join(qs) + " |\n|---|" + "---|" * len(qs))
         cell = {(r[1], r[2]): r[3] for r in rows}
         for cfg in dict.fromkeys(r[1] for r in rows):

@@ -330,15 +330,21 @@ def _quotient(num, den):
     return np.where(ok, q[0], plain), np.where(ok, q[1], 0.0)
 
 
+def _snr_dd(s: Schedule):
+    """SNR as a double-double, computed once per schedule (for snr and log_snr)."""
+    cache = s.__dict__.setdefault("_derived_cache", {})
+    if "snr_dd" not in cache:
+        cache["snr_dd"] = _quotient(*s._pairs())
+    return cache["snr_dd"]
+
+
 def _snr(s: Schedule) -> np.ndarray:
-    A, C = s._pairs()
-    return _dd.to_float(_quotient(A, C))
+    return _dd.to_float(_snr_dd(s))
 
 
 def _log_snr(s: Schedule) -> np.ndarray:
     # log(hi + lo) = log(hi) + lo/hi to 2⁻¹⁰⁶: np.log's own error plus one rounding
-    A, C = s._pairs()
-    hi, lo = _quotient(A, C)
+    hi, lo = _snr_dd(s)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(hi > 0, np.log(hi) + lo / np.where(hi > 0, hi, 1.0), -np.inf)
 
