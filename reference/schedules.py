@@ -392,13 +392,6 @@ def _cosine_angles(T: int):
     return a, b, c, g
 
 
-def _sin_near_pi(x, pi_minus_x):
-    """sin x for x in [0, π], given x and π - x (double-doubles) each to full relative precision:
-    sin is ill-conditioned near π, so use sin(π - x) there (both arguments stay in [0, π/2])."""
-    use = x[0] <= math.pi / 2
-    return _dd.sin((np.where(use, x[0], pi_minus_x[0]), np.where(use, x[1], pi_minus_x[1])))
-
-
 @functools.lru_cache(maxsize=64)
 def _cosine(T: int, clip: bool, name: str) -> Schedule:
     # cached: a Schedule is immutable, and the double-double sines make a cold build ~1-4 ms
@@ -406,7 +399,7 @@ def _cosine(T: int, clip: bool, name: str) -> Schedule:
     # exactly, and with sin² p - sin² a = sin(p-a) sin(p+a) so that β and 1 - ᾱ do not cancel.
     # Near t = 0 the angles p + a and c + a approach π - 2g ≈ 3.09, where sin loses
     # π·eps/sin(2g) ≈ 2⁷ ULP; there sin(π - x) is used, π - x = 2g + (c-p) + (c-a), a sum.
-    # Angles and sines are double-doubles (_dd.sin, ~1e-26 relative) and each output is rounded
+    # Angles and sines are double-doubles (_dd.sin, ~3e-20 relative) and each output is rounded
     # once, so β, ᾱ and 1 - ᾱ are within ~0.5 ULP; ᾱ and 1 - ᾱ keep their low parts.
     a, b, c, g = _cosine_angles(T)
     prev = (np.concatenate([[c[0]], a[0][:-1]]), np.concatenate([[c[1]], a[1][:-1]]))  # angle of t-1
