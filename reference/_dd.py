@@ -251,6 +251,23 @@ def _exp(x):
 _SAFE = 2.0**-900  # below it low parts underflow (and 1/x overflows Dekker's split)
 
 
+def _sdiv(a, b):
+    """div on Python floats (NumPy scalars would cost ~50 µs a call of the helpers below)."""
+    q = a[0] / b[0]
+    p, e = two_prod(q, b[0])
+    p, e = fast_two_sum(p, e + q * b[1])
+    return fast_two_sum(q, ((a[0] - p) - e + a[1]) / b[0])
+
+
+def _ssqrt(a):
+    """sqrt_dd on Python floats (a >= 0)."""
+    if a[0] == 0.0:
+        return 0.0, 0.0
+    r = math.sqrt(a[0])
+    p, e = two_prod(r, r)
+    return fast_two_sum(r, ((a[0] - p) - e + a[1]) / (2.0 * r))
+
+
 def ddpm_mean_coefficients(a_t: float, a_p: float) -> tuple[float, float]:
     """(c_x0, c_xt) of μ̃ = c_x0·x̂₀ + c_xt·x_t (paper Eq. 20), each rounded once from a
     double-double: c_x0 = √ᾱ_prev·β/(1-ᾱ_t) = (ᾱ_prev - ᾱ_t)/(√ᾱ_prev·(1-ᾱ_t)) and
@@ -263,21 +280,26 @@ def ddpm_mean_coefficients(a_t: float, a_p: float) -> tuple[float, float]:
         # √ of the ratio rounds once less; for a subnormal ᾱ_t the ratio would lose digits, so √ first
         ratio_root = math.sqrt(a_t / a_p) if a_t >= 2.0**-1022 else math.sqrt(a_t) / math.sqrt(a_p)
         return math.sqrt(a_p) * beta / (1.0 - a_t), ratio_root * (1.0 - a_p) / (1.0 - a_t)
-    # the double-double operations above on Python floats (NumPy scalars would cost ~50 µs a call)
-    def div_(a, b):
-        q = a[0] / b[0]
-        p, e = two_prod(q, b[0])
-        p, e = fast_two_sum(p, e + q * b[1])
-        return fast_two_sum(q, ((a[0] - p) - e + a[1]) / b[0])
-
-    def sqrt_(a):
-        if a[0] == 0.0:
-            return 0.0, 0.0
-        r = math.sqrt(a[0])
-        p, e = two_prod(r, r)
-        return fast_two_sum(r, ((a[0] - p) - e + a[1]) / (2.0 * r))
-
     one_minus_t, one_minus_p = two_sum(1.0, -a_t), two_sum(1.0, -a_p)
-    c_x0 = div_(two_sum(a_p, -a_t), mul(sqrt_((a_p, 0.0)), one_minus_t))
-    c_xt = div_(mul(sqrt_(div_((a_t, 0.0), (a_p, 0.0))), one_minus_p), one_minus_t)
+    c_x0 = _sdiv(two_sum(a_p, -a_t), mul(_ssqrt((a_p, 0.0)), one_minus_t))
+    c_xt = _sdiv(mul(_ssqrt(_sdiv((a_t, 0.0), (a_p, 0.0))), one_minus_p), one_minus_t)
     return c_x0[0] + c_x0[1], c_xt[0] + c_xt[1]
+
+
+def ddim_coefficients(a_t: float, a_p: float, eta: float) -> tuple[float, float] | None:
+    """(√(1 - ᾱ_prev - s²), s) of a DDIM step (paper Eqs. 21-22), s = η·√((1-ᾱ_prev)(ᾱ_prev-ᾱ_t)/
+    ((1-ᾱ_t)·ᾱ_prev)), the radicand of the first written (1-ᾱ_prev)·[(1-η²) + η²·ᾱ_t(1-ᾱ_prev)/
+    (ᾱ_prev(1-ᾱ_t))], each rounded once from a double-double (η² = two_prod, exact; 1 - η²,
+    1 - ᾱ and ᾱ_prev - ᾱ_t exact too). None where ᾱ_prev or a non-zero ᾱ_t is below 2⁻⁹⁰⁰
+    (the caller's float64 formulas apply)."""
+    a_t, a_p, eta = float(a_t), float(a_p), float(eta)
+    if a_p < _SAFE or 0.0 < a_t < _SAFE:
+        return None
+    one_minus_t, one_minus_p = two_sum(1.0, -a_t), two_sum(1.0, -a_p)
+    e2 = two_prod(eta, eta)
+    den = mul(one_minus_t, (a_p, 0.0))
+    # s = η·√(s²/η²): η² would underflow for a tiny η
+    s = mul((eta, 0.0), _ssqrt(_sdiv(mul(one_minus_p, two_sum(a_p, -a_t)), den)))
+    keep = add(add((1.0, 0.0), (-e2[0], -e2[1])), _sdiv(mul(mul(e2, (a_t, 0.0)), one_minus_p), den))
+    c_eps = _ssqrt(mul(one_minus_p, keep))
+    return c_eps[0] + c_eps[1], s[0] + s[1]

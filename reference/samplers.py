@@ -206,6 +206,9 @@ def ddim_noise_scale(alpha_bar_t, alpha_bar_prev, eta=0.0) -> tuple[float, float
     """
     a_t, a_p = _levels(alpha_bar_t, alpha_bar_prev)
     eta = _eta(eta)
+    dd = _dd.ddim_coefficients(a_t, a_p, eta)  # one rounding each; None for tiny levels
+    if dd is not None:
+        return dd
     s = eta * math.sqrt((1.0 - a_p) / (1.0 - a_t) * ((a_p - a_t) / a_p))
     if a_t >= 2.0**-960:  # below, ᾱ_t·(1-ᾱ_prev) (1-ᾱ_prev >= 2⁻⁵³) can be subnormal and lose digits
         keep = (1.0 - eta) * (1.0 + eta) + eta * eta * (a_t * (1.0 - a_p)) / (a_p * (1.0 - a_t))
