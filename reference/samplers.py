@@ -305,6 +305,10 @@ def euler_churn(x, sigma, *, num_inference_steps, noise=None, s_churn=0.0, s_tmi
     if gamma == 0.0 or sigma == 0.0:
         return x, sigma
     sigma_hat = sigma * (1.0 + gamma)
+    if sigma_hat > _checks.MAX_SIGMA:
+        raise ValueError(f"the churned sigma_hat = sigma·(1+γ) = {sigma_hat:.6g} (sigma = {sigma:.6g}, γ = {gamma:.6g}) "
+                         f"exceeds 2**511 = {_checks.MAX_SIGMA:.6g}, the largest σ a VE step takes (σ² + 1 finite); "
+                         "lower s_churn or s_tmax")
     with np.errstate(over="ignore", invalid="ignore"):
         scale = snoise * sigma * math.sqrt(gamma * (2.0 + gamma))
         res = x + _noise_term(noise, scale, x.shape, "x")
