@@ -7,7 +7,8 @@ property with the reason):
 ``Sampler.add_noise(x0, eps, t) -> state``
     x₀ noised to the level of timestep t[b] for each batch element b, as the implementation's
     training / img2img path computes it, in the sampler's state: the VP x_t = √ᾱ·x₀ + √(1-ᾱ)·ε,
-    or for "ve" samplers x₀ + σ·ε. VP samplers take any training timestep 0..T-1; VE samplers
+    or for "ve" samplers x₀ + σ·ε (the sampler's declared ``state``; a VP-state Euler sampler gives
+    the VP form at ᾱ = 1/(σ²+1)). VP samplers take any training timestep 0..T-1; VE samplers
     take values of their own ``timesteps``.
 ``Sampler.add_noise_in_loop(x0, eps, begin, steps_taken) -> state``
     the same, as an img2img / inpainting pipeline calls it while sampling: sampling began at step
@@ -117,7 +118,11 @@ def check_add_noise(impl, cfg: SamplerConfig, x0, eps, pick, record: Record | No
     lv = _expand(level, x0.ndim)
     got = fn(x0, eps, t)
     ctx = f"timesteps {t.tolist()}, config: {cfg}"
-    if cfg.sampler in VE:
+    if cfg.sampler in VE and smp.state == "vp":  # a VP-state Euler (declared): the VP form at 1/(σ²+1)
+        lv = ref.alpha_bars_from_sigmas(lv)
+        want = ref.add_noise(x0, eps, lv)
+        tol = _vp_tolerance(impl, lv, x0, eps)
+    elif cfg.sampler in VE:
         _reject_infinite_sigma(level)
         want = ref.add_noise_sigma(x0, eps, lv)
         tol = _ve_tolerance(impl, lv, x0, eps)
@@ -141,7 +146,12 @@ def check_add_noise_in_loop(impl, cfg: SamplerConfig, x0, eps, begin: int, steps
     k = begin + steps_taken
     got = fn(x0, eps, begin, steps_taken)
     ctx = f"sampling begun at step {begin}, {steps_taken} steps taken (level of step {k}), config: {cfg}"
-    if cfg.sampler in VE:
+    if cfg.sampler in VE and smp.state == "vp":  # a VP-state Euler (declared): the VP form at 1/(σ²+1)
+        a = float(ref.alpha_bars_from_sigmas(np.array([float(smp.sigmas[k])]))[0])
+        want = ref.add_noise(x0, eps, a)
+        tol = _vp_tolerance(impl, np.array(a), x0, eps)
+        what = f"add_noise in the loop (σ_{k} = {smp.sigmas[k]:.6g}, VP state)"
+    elif cfg.sampler in VE:
         sigma = float(smp.sigmas[k])
         _reject_infinite_sigma(np.array([sigma]))
         want = ref.add_noise_sigma(x0, eps, sigma)
