@@ -310,7 +310,11 @@ def _check_model_calls(cfg, i, levels, x_native, z, calls, u, expect, ctx, recor
         (f"step {i} evaluated the model at ᾱ = {got_a!r}, not {want_a!r} (|diff| {abs(got_a - want_a):.3g} > "
          f"{tol_a:.3g}){' (after the churn, Karras Alg. 2)' if cfg.sampler == 'euler' else ''}. {ctx}")
     zz = np.abs(np.asarray(z, np.float64)) if z is not None else 0.0
-    tol_x = tolerances.STEP_OPS * u * (np.abs(want_x) + zz) + 2 * u * np.abs(got_x)
+    # the churn's arithmetic, and its level: x̂_t = (x + s·σ·√(γ(2+γ))·z)/√(σ̂²+1) moves by at most
+    # (|x̂_t| + |z|)·δσ/σ under a relative error δσ/σ of σ; σ (or ᾱ) carries LEVEL_OPS·u_level,
+    # counted twice (σ and σ̂), as in tolerances.step (schedules are float32 or better)
+    level = 2 * tolerances.LEVEL_OPS * max(u, tolerances.U_FLOAT32)
+    tol_x = (tolerances.STEP_OPS * u + level) * (np.abs(want_x) + zz) + 2 * u * np.abs(got_x)
     _closer(expect)(got_x, want_x, tol_x, f"the model's input at step {i}", ctx, record)
 
 
