@@ -38,6 +38,7 @@ from .. import expected
 from ..compare import Record, assert_close
 from ..contract import SamplerConfig, Unsupported
 from ..expected import ORACLE
+from ..tolerances import oracle_relative
 from .checks import refuses
 
 VE = expected.VE_SAMPLERS
@@ -89,7 +90,8 @@ def _vp_tolerance(impl, abar, a, b):
     d_alpha = np.abs(np.sqrt(aq) - np.sqrt(abar))
     d_sigma = np.abs(np.sqrt(1.0 - aq) - np.sqrt(1.0 - abar))
     terms = np.sqrt(abar) * np.abs(a) + np.sqrt(1.0 - abar) * np.abs(b)
-    return 6 * u * terms + d_alpha * np.abs(a) + d_sigma * np.abs(b) + 6 * sub
+    # (+ the oracle's own last ULPs, for a float64 implementation: tolerances.oracle_relative)
+    return (6 * u + oracle_relative()) * terms + d_alpha * np.abs(a) + d_sigma * np.abs(b) + 6 * sub
 
 
 def _ve_tolerance(impl, sigma, x0, eps):
@@ -97,7 +99,7 @@ def _ve_tolerance(impl, sigma, x0, eps):
     rounding it to the dtype, plus the subnormal spacing per rounding."""
     u, sub = impl.unit_roundoff, getattr(impl, "smallest_subnormal", 0.0)
     d_sigma = np.abs(impl.quantize(sigma) - sigma)
-    return 3 * u * (np.abs(x0) + np.abs(sigma * eps)) + d_sigma * np.abs(eps) + 3 * sub
+    return (3 * u + oracle_relative()) * (np.abs(x0) + np.abs(sigma * eps)) + d_sigma * np.abs(eps) + 3 * sub
 
 
 def _reject_infinite_sigma(sigma):
@@ -188,7 +190,7 @@ def _snr_tolerance(impl, snr):
     """SNR formed from float ᾱ as (√ᾱ/√(1-ᾱ))² or ᾱ/(1-ᾱ): √ᾱ within u_s, √(1-ᾱ) within 1.5u_s,
     their quotient within 3.5u_s, squared 8u_s (relative), u_s that of the schedule's dtype."""
     u_s = getattr(impl, "schedule_unit_roundoff", 2.0**-24)
-    return 8 * u_s * np.abs(snr)
+    return (8 * u_s + oracle_relative()) * np.abs(snr)
 
 
 def _training_levels(impl, cfg: SamplerConfig, pick, method: str):
@@ -243,7 +245,7 @@ def check_min_snr_weights(impl, cfg: SamplerConfig, pick, gamma: float, record: 
                              f"(min(SNR, γ)/SNR is 0/0 there; the ε loss at SNR 0 is meaningless). {ctx}")
     got = fn(cfg, t, gamma)
     u_s = getattr(impl, "schedule_unit_roundoff", 2.0**-24)
-    tol = 8 * u_s * np.abs(want) + 2 * u_s * np.abs(want)
+    tol = (8 * u_s + 2 * u_s + oracle_relative()) * np.abs(want)
     return _close(expect)(got, want, tol, "Min-SNR weight", ctx, record)
 
 
