@@ -39,11 +39,12 @@ U_FLOAT64 = 2.0**-53
 def oracle_ulp() -> float:
     """The oracle's own worst error, in float64 ULP, on any schedule quantity or step coefficient:
     the largest of the budgets its tests enforce against the 50-digit mpmath evaluation
-    (``properties/oracle/test_precision.py``: ``SCHEDULE_QUANTITIES`` and
-    ``RESCALED_COSINE_BUDGET_ULP``, the one place they are stated; measured by
-    ``python -m benchmarks.oracle_accuracy``). Read from there, so a tightened budget tightens
-    every tolerance that includes it."""
-    return float(max(max(budgets.SCHEDULE_QUANTITIES.values()), budgets.RESCALED_COSINE_BUDGET_ULP))
+    (``properties/oracle/test_precision.py``: ``SCHEDULE_QUANTITIES`` — every schedule array within
+    ``reference.ORACLE_ULP_BOUND``, log SNR within ``ORACLE_LOG_SNR_ULP_BOUND`` — and the step
+    coefficients' ``STEP_BUDGET_ULP`` / ``DD_STEP_BUDGET_ULP``, the one place they are stated;
+    measured by ``python -m benchmarks.oracle_accuracy``). Read from there, so a tightened budget
+    tightens every tolerance that includes it."""
+    return float(max(*budgets.SCHEDULE_QUANTITIES.values(), budgets.STEP_BUDGET_ULP, budgets.DD_STEP_BUDGET_ULP))
 
 
 def oracle_relative() -> float:
