@@ -17,7 +17,7 @@ import reference as ref
 from properties.compare import Record
 from properties.conformance import checks, training
 from properties.contract import SAMPLERS, SamplerConfig
-from properties.deviations import FAILURES, confirmed_in, matching
+from properties.deviations import FAILURES, confirmed_in, declared, matching
 from properties.expected import ORACLE
 from properties.plugin import implementation
 
@@ -26,7 +26,7 @@ SHAPE = (2, 3, 2, 2)
 
 def _deviations(config):
     impl = implementation(config)
-    return [d for d in getattr(impl, "deviations", ()) if d.example is not None or "guidance" in d.properties]
+    return [d for d in declared(impl) if d.example is not None or "guidance" in d.properties]
 
 
 def pytest_generate_tests(metafunc):
@@ -119,7 +119,7 @@ def test_declared_deviation_reproduces(impl, zsnr_record, deviation_id):
     example that matches the oracle everywhere is "fixed": a failure (remove the declaration),
     or, for a deviation the implementation inherits from a class it subclasses, recorded as fixed
     by the subclass."""
-    devs = {d.id: d for d in getattr(impl, "deviations", ())}
+    devs = {d.id: d for d in declared(impl)}
     if deviation_id not in devs:
         pytest.skip("the implementation declares no deviations")
     dev = devs[deviation_id]
