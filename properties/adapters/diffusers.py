@@ -431,7 +431,8 @@ class DiffusersImplementation:
         ``python -m properties``): samplers, methods and options the installed classes lack."""
         out = []
         for key, cls in self.classes.items():
-            params, methods = _parameters(cls.__init__), set(dir(cls))
+            params = _parameters(cls.__init__)
+            methods = {m for m in dir(cls) if callable(getattr(cls, m, None))}
             lacks = [n for n in _RELEASE_OPTIONS.get(key, ()) if n not in params]
             if lacks and not any(p.kind is p.VAR_KEYWORD for p in params.values()):
                 out.append(f"{key} ({cls.__name__}): no option {', '.join(lacks)}: configurations "
