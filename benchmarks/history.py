@@ -295,6 +295,18 @@ def summarize(run: dict) -> dict:
     return out
 
 
+def reexplain(summary: dict) -> dict:
+    """A stored summary with its FAILs' explanations taken from the current EXPLANATIONS."""
+    fails = []
+    for f in summary.get("fails", []):
+        f = {k: v for k, v in f.items() if k not in ("explanation", "link")}
+        known = explain(summary["release"], f["sampler"], f["property"])
+        if known is not None:
+            f["explanation"], f["link"] = known
+        fails.append(f)
+    return {**summary, "fails": fails}
+
+
 def _sorted_releases(results: dict) -> list[str]:
     return sorted(results, key=_version)
 
@@ -376,6 +388,8 @@ def main(argv=None) -> int:
                    help="output path without suffix (default benchmarks/results/history)")
     p.add_argument("--cache", default=str(CACHE),
                    help="where the environments and run logs are kept (default benchmarks/.history)")
+    p.add_argument("--rewrite", action="store_true",
+                   help="install and run nothing: rewrite OUT.md/.json from OUT.json with the current EXPLANATIONS")
     p.add_argument("--merge", action="store_true",
                    help="keep the other releases' results already in OUT.json (re-run only --releases)")
     args = p.parse_args(argv)
@@ -385,13 +399,19 @@ def main(argv=None) -> int:
             p.error(f"--releases: {r!r} is not a release such as 0.25.1")
     if args.jobs < 1:
         p.error("--jobs must be >= 1")
+    out = Path(args.out)
+    if args.rewrite:
+        data = json.loads(out.with_suffix(".json").read_text())
+        results = {v: reexplain(s) for v, s in data["releases"].items()}
+        write(results, out.with_suffix(".md"), out.with_suffix(".json"), data.get("header", ""))
+        print(f"rewrote {out}.md and .json")
+        return 0
     if args.nice:
         os.nice(args.nice)
     CACHE = Path(args.cache).resolve()
     CACHE.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     base = ensure_base(CACHE / "base.log")
-    out = Path(args.out)
     results = {}
     if args.merge and out.with_suffix(".json").exists():
         results = json.loads(out.with_suffix(".json").read_text())["releases"]

@@ -108,6 +108,16 @@ def test_unexplained_fail_is_flagged(monkeypatch):
     assert "**unexplained**" in history.to_markdown({"0.25.1": s})
 
 
+def test_rewrite_takes_the_current_explanations(monkeypatch):
+    monkeypatch.setattr(history, "EXPLANATIONS", ())
+    s = history.summarize(_run("0.31.0", OLD))
+    monkeypatch.setattr(history, "EXPLANATIONS", (("<0.32", "ddpm", "step", "why", "link"),))
+    (fail,) = history.reexplain(s)["fails"]
+    assert (fail["explanation"], fail["link"]) == ("why", "link")
+    monkeypatch.setattr(history, "EXPLANATIONS", (("<0.31", "ddpm", "step", "why", "link"),))
+    assert "explanation" not in history.reexplain(s)["fails"][0]
+
+
 def test_crashed_release_is_reported():
     s = history.summarize({"release": "0.30.3", "status": "install failed", "pins": [],
                            "error": "CalledProcessError: pip install failed"})

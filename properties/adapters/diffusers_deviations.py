@@ -765,6 +765,18 @@ GUIDANCE_DEVIATIONS = [
 
 TRAINING_DEVIATIONS = [
     Deviation(
+        "euler-add-noise-begin-index", ("add_noise_in_loop",), ("euler", "euler_ancestral"), lambda c: True,
+        "diffusers 0.27.0-0.27.1: once a pipeline set the begin index (set_begin_index, new in 0.27.0), "
+        "EulerDiscrete/EulerAncestralDiscrete.add_noise noise to the level of the *begin* step for every "
+        "timestep, also after sampling began: the inpainting pipelines re-noise the kept region to the "
+        "first step's σ at every step instead of the current one's. Fixed in 0.27.2 by PR #7386 (issue "
+        "#7348): add_noise takes the current step_index once sampling began.",
+        "https://github.com/huggingface/diffusers/pull/7386",
+        SamplerConfig("euler", rescale=False, spacing="trailing", num_inference_steps=10),
+        {"begin": 2, "steps_taken": 3}, releases=">=0.27.0,<0.27.2",
+        model={"add_noise_in_loop_step": lambda E, c, begin, steps_taken: begin},
+        summary="add_noise in the loop lands on the level of the begin step, not of the current step"),
+    Deviation(
         "euler-get-velocity-step-index", ("velocity",), ("euler",), lambda c: True,
         "EulerDiscreteScheduler.get_velocity (added in PR #7733) looks up the step index of each timestep "
         "and then reads alphas_cumprod at that *step index*, a position in the inference schedule, instead "

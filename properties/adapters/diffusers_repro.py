@@ -419,6 +419,31 @@ def euler_churn_model_before_churn() -> bool:
     return err > 1e-3 and model_err < 1e-5
 
 
+# --- TRAINING_DEVIATIONS (release-ranged) ---------------------------------------------------------
+
+
+def euler_add_noise_begin_index() -> bool:
+    print("  config     EulerDiscreteScheduler(SD, trailing), S=10: set_begin_index(2), 3 steps, then add_noise "
+          "at the current timestep (the inpainting pipelines' re-noising)")
+    s = EulerDiscreteScheduler(**SD, timestep_spacing="trailing")
+    s.set_timesteps(10)
+    if not hasattr(s, "set_begin_index"):
+        raise Unsupported(f"diffusers {diffusers.__version__} has no set_begin_index (added in 0.27.0)")
+    s.set_begin_index(2)
+    x = torch.zeros((1, 4))
+    for t in s.timesteps[2:5]:
+        s.scale_model_input(x, t)
+        x = s.step(torch.zeros((1, 4)), t, x).prev_sample
+    x0, eps = torch.ones((1, 4)), -torch.ones((1, 4))
+    got = _f64(s.add_noise(x0, eps, s.timesteps[5:6]))
+    sig = _f64(s.sigmas)
+    want, model = 1.0 - sig[5], 1.0 - sig[2]  # x₀ + σ·ε with ε = -1
+    _show("diffusers", f"add_noise at t={s.timesteps[5].item():g} (step 5): {np.round(got, 5).tolist()}")
+    _show("oracle", f"x₀ + σ_5·ε = {want:.5f} (σ_5 = {sig[5]:.5f})")
+    _show("model", f"x₀ + σ_2·ε = {model:.5f} (σ_2 = {sig[2]:.5f}, the begin step's)")
+    return bool(np.allclose(got, model, rtol=1e-6) and not np.allclose(got, want, rtol=1e-3))
+
+
 # --- GENERIC_DEVIATIONS ----------------------------------------------------------------------------
 
 
@@ -533,6 +558,7 @@ REPROS = {
     "euler-churn-v-uses-sigma": euler_churn_v_uses_sigma,
     "euler-churn-noise-cancellation": euler_churn_noise_cancellation,
     "euler-churn-model-before-churn": euler_churn_model_before_churn,
+    "euler-add-noise-begin-index": euler_add_noise_begin_index,
     "terminal-floor-2^-24": terminal_floor_2_24,
     "lcm-origin-steps-miss-T": lcm_origin_steps_miss_T,
     "rescale-noise-cfg-zero-std": rescale_noise_cfg_zero_std,
@@ -548,9 +574,11 @@ def main() -> int:
         GENERIC_DEVIATIONS,
         GUIDANCE_DEVIATIONS,
         HALF_DEVIATIONS,
+        TRAINING_DEVIATIONS,
     )
 
-    declared = {d.id: d for d in DEVIATIONS + HALF_DEVIATIONS + GENERIC_DEVIATIONS + GUIDANCE_DEVIATIONS}
+    declared = {d.id: d for d in DEVIATIONS + HALF_DEVIATIONS + GENERIC_DEVIATIONS + GUIDANCE_DEVIATIONS
+                + TRAINING_DEVIATIONS}
     results = {}
     for name, fn in REPROS.items():
         dev = declared.get(name)

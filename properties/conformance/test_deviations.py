@@ -65,6 +65,9 @@ def _runs(impl, dev):
         "starts_at_T": lambda e, r: checks.check_starts_at_T(target, cfg, record=r, expect=e),
         "finite_at_T": lambda e, r: checks.check_finite_at_T(target, cfg, x, out, 0, pv, record=r, expect=e),
         "loop": lambda e, r: checks.check_loop(target, cfg, np.full(SHAPE, 0.2), 0.25, x, 0, record=r, expect=e),
+        "add_noise_in_loop": lambda e, r: training.check_add_noise_in_loop(
+            target, cfg, x, out, dev.example_args.get("begin", 0), dev.example_args.get("steps_taken", 0),
+            record=r, expect=e),
         "velocity": lambda e, r: training.check_velocity(target, cfg, x, out, np.array([0, 1]), record=r, expect=e),
         "min_snr": lambda e, r: training.check_min_snr_weights(
             target, cfg, np.array([cfg.num_train_timesteps - 1, 0]), 5.0, record=r, expect=e),
