@@ -49,7 +49,9 @@ RELEASES = ("0.25.1", "0.26.3", "0.27.0", "0.27.2", "0.28.2", "0.29.2", "0.30.3"
 BASE_PACKAGES = ("torch", "numpy", "hypothesis", "pytest", "pytest-xdist", "execnet", "mpmath", "scipy",
                  "packaging")
 
-#: (release range, extra pins, why): what an old release needs beside it, found by installing each
+#: (release range, extra pins, why): what an old release needs beside it, found by installing and
+#: importing each (torch 2.13.0 and NumPy 2.4.6 from .ci/constraints.txt work with every release
+#: from 0.25 on: no numpy<2 pin is needed)
 PINS = (
     ("<0.29", ("huggingface_hub<0.26",),
      "diffusers < 0.29 imports huggingface_hub.cached_download, which huggingface_hub 0.26 removed"),
@@ -174,8 +176,10 @@ def run_release(release: str, base: Path, timeout: float) -> dict:
     log = runs / f"{release}.log"
     log.write_text("")
     out = {"release": release, "pins": pins_for(release)}
+    start = time.perf_counter()
     try:
         venv, out["installed"] = ensure_release(release, base, log)
+        out["install_s"] = round(time.perf_counter() - start, 1)  # ~0 when the cached one is reused
     except (subprocess.CalledProcessError, RuntimeError, ValueError) as exc:
         out.update(status="install failed", error=f"{type(exc).__name__}: {exc} (log: {log})")
         return out
@@ -254,8 +258,8 @@ def summarize(run: dict) -> dict:
     """A release's run reduced to what the table shows: cells, undeclared FAILs (with the minimal
     configuration and the explanation), the declared deviations met and reproduced."""
     release = run["release"]
-    out = {k: run[k] for k in ("release", "status", "pins", "installed", "elapsed_s", "exit_code", "error",
-                               "limitations") if k in run}
+    out = {k: run[k] for k in ("release", "status", "pins", "installed", "install_s", "elapsed_s", "exit_code",
+                               "error", "limitations") if k in run}
     records = run.get("records") or []
     cells: dict[str, dict[str, list]] = {}
     for r in records:  # the generic checks' records name their scheduler class as the sampler

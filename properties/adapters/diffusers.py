@@ -435,8 +435,10 @@ class DiffusersImplementation:
             methods = {m for m in dir(cls) if callable(getattr(cls, m, None))}
             lacks = [n for n in _RELEASE_OPTIONS.get(key, ()) if n not in params]
             if lacks and not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+                kept = [f"{n}={_ABSENT_MEANS[n]!r}" for n in lacks if n in _ABSENT_MEANS]
                 out.append(f"{key} ({cls.__name__}): no option {', '.join(lacks)}: configurations "
-                           "setting them are skipped")
+                           "setting them are skipped" + (f" (except {', '.join(kept)}, which is what "
+                                                         "the class computes)" if kept else ""))
             missing = [m for m in ("set_begin_index", "get_velocity", "add_noise") if m not in methods]
             if key in ("ddpm", "ddim"):
                 missing = [m for m in missing if m != "set_begin_index"]  # VP: no sampling position
