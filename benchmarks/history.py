@@ -56,8 +56,8 @@ PINS = (
     ("<0.29", ("huggingface_hub<0.26",),
      "diffusers < 0.29 imports huggingface_hub.cached_download, which huggingface_hub 0.26 removed"),
     ("<0.35", ("transformers==4.46.3",),
-     "before 0.35 rescale_noise_cfg lives only in the pipelines, whose modules import transformers "
-     "(4.46.3: the last 4.46 patch, which takes huggingface_hub < 0.26 and NumPy 2)"),
+     ("before 0.35 rescale_noise_cfg lives only in the pipelines, whose modules import transformers "
+      "(4.46.3: the last 4.46 patch, which takes huggingface_hub < 0.26 and NumPy 2)")),
 )
 
 #: undeclared FAILs of the replay, explained: (release range, sampler, property, what, link).
@@ -122,11 +122,11 @@ def _constraints(release: str | None, pins: list[str], path: Path) -> Path:
     return path
 
 
-def _run(cmd, log: Path, **kw):
+def _run(cmd, log: Path, check: bool = False, **kw):
     with log.open("a") as fh:
         fh.write(f"$ {' '.join(map(str, cmd))}\n")
         fh.flush()
-        return subprocess.run([str(c) for c in cmd], stdout=fh, stderr=subprocess.STDOUT, **kw)
+        return subprocess.run([str(c) for c in cmd], stdout=fh, stderr=subprocess.STDOUT, check=check, **kw)
 
 
 def ensure_base(log: Path) -> Path:

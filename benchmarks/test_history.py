@@ -11,7 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks import history  # noqa: E402
+from benchmarks import history
 
 
 def _rec(node, prop, sampler, outcome="passed", deviations=None, **kw):

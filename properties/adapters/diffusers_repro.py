@@ -24,7 +24,6 @@ from diffusers import (
     DDPMScheduler,
     EulerAncestralDiscreteScheduler,
     EulerDiscreteScheduler,
-    LCMScheduler,
 )
 
 import reference

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from diffusers import DDIMScheduler, EulerDiscreteScheduler
 
-from properties.contract import SamplerConfig, Unsupported
-from properties.deviations import NON_FINITE, Deviation, declared, matching
 from properties.adapters import diffusers as adapter
 from properties.adapters.diffusers import DiffusersImplementation
+from properties.contract import SamplerConfig, Unsupported
+from properties.deviations import NON_FINITE, Deviation, declared, matching
 
 
 class DDIMWithoutRescale(DDIMScheduler):
