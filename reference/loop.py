@@ -100,7 +100,8 @@ def step_map(sampler: str, denoiser: Callable, *, prediction_type: str, alpha_ba
     ``denoiser(x_t, timestep, alpha_bar)`` returns the model output (for DDPM's learned variance
     types, a pair (model_output, predicted_variance)). For Euler with churn the model is evaluated
     after the churn, at σ̂ (Karras et al. Alg. 2). At σ = inf (zero SNR) the Euler-family update is
-    taken in the VP variable as DDIM with η = 0 (Euler) or η (ancestral), which it equals exactly.
+    taken in the VP variable as DDIM with η = 0 (Euler) or η (ancestral), which it equals exactly; so
+    is it where σ > 2**511 (a subnormal ᾱ, σ² + 1 overflows), except with churn, which raises there.
     """
     _checks.choice("sampler", sampler, SAMPLERS)
     unknown = set(options) - set(SAMPLER_OPTIONS[sampler])
@@ -126,7 +127,10 @@ def step_map(sampler: str, denoiser: Callable, *, prediction_type: str, alpha_ba
                              predicted_variance=var, **common, **options)
         sig, sig_next = _sigma(a), _sigma(a_next)
         eta = options.get("eta", 1.0) if sampler == "euler_ancestral" else 0.0
-        if math.isinf(sig):
+        if math.isfinite(sig) and sig > _checks.MAX_SIGMA and sampler == "euler" and options.get("s_churn"):
+            raise ValueError(f"alpha_bar = {a:.6g} gives sigma = {sig:.6g} > 2**511, beyond the VE steps' domain "
+                             "(σ² + 1 finite), where the churn cannot be taken; use s_churn = 0 there")
+        if sig > _checks.MAX_SIGMA:  # σ = inf, or σ² overflows (subnormal ᾱ): the same update in VP form
             out = _model(denoiser, x, timestep, a, False)
             return ddim_step(x, out, alpha_bar_t=a, alpha_bar_prev=a_next, eta=eta, noise=z, **common)
         with np.errstate(over="ignore", invalid="ignore"):
