@@ -37,6 +37,19 @@ class _Collector:
         self.done = 0
         self.progress = progress
 
+    def pytest_sessionstart(self, session):
+        """Say at start what the installed implementation cannot be tested for (its
+        ``limitations()``: e.g. options and methods an older diffusers release lacks)."""
+        from .plugin import implementation
+
+        try:
+            impl = implementation(session.config)
+        except pytest.UsageError:
+            return  # reported by the run itself
+        lines = getattr(impl, "limitations", list)()
+        if lines and self.progress is not None:
+            print("not testable on the installed release:\n" + "\n".join(f"  {ln}" for ln in lines), flush=True)
+
     def pytest_collection_finish(self, session):
         self.total = self.total or len(session.items)
 

@@ -65,6 +65,10 @@ class Deviation:
     model: dict = field(default_factory=dict, hash=False, compare=False)
     #: one line stating the model, for the report and the standalone reproduction
     summary: str = ""
+    #: the implementation's releases it applies to, a PEP 440 version specifier matched against the
+    #: implementation's ``version`` (e.g. ">=0.25,<0.31"); None: every release. Outside the range it
+    #: neither applies nor is its example reproduced
+    releases: str | None = None
 
     def __post_init__(self):
         from .expected import PIECES
@@ -84,6 +88,14 @@ class Deviation:
         bad = set(self.model) - set(PIECES)
         if bad:
             raise ValueError(f"deviation {self.id}: unknown model pieces {sorted(bad)}; allowed {PIECES}")
+        if self.releases is not None:
+            from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+            try:
+                SpecifierSet(self.releases)
+            except InvalidSpecifier:
+                raise ValueError(f"deviation {self.id}: releases={self.releases!r} is not a version "
+                                 "specifier (e.g. '>=0.25,<0.31')") from None
         if self.applies is None and not set(self.model) & {"timesteps", "alphas_cumprod", "sigmas"}:
             raise ValueError(f"deviation {self.id}: its region cannot follow from a model of "
                              f"{sorted(self.model)}; give applies")
@@ -91,6 +103,17 @@ class Deviation:
     @property
     def nonfinite_only(self) -> bool:
         return self.symptom == NON_FINITE
+
+    def in_releases(self, version: str | None) -> bool:
+        """Whether the implementation's release ``version`` lies in the deviation's range."""
+        if self.releases is None:
+            return True
+        if version is None:
+            raise ValueError(f"deviation {self.id} applies to releases {self.releases!r}, but the "
+                             "implementation states no version (give it a `version` attribute)")
+        from packaging.specifiers import SpecifierSet
+
+        return SpecifierSet(self.releases).contains(str(version), prereleases=True)
 
     def in_region(self, cfg: SamplerConfig | None) -> bool:
         if self.applies is not None:
@@ -119,10 +142,16 @@ def model_differs(dev: Deviation, cfg: SamplerConfig) -> bool:
     return False
 
 
+def declared(impl) -> list[Deviation]:
+    """The implementation's declared deviations that apply to its release (``impl.version``)."""
+    version = getattr(impl, "version", None)
+    return [d for d in getattr(impl, "deviations", ()) if d.in_releases(version)]
+
+
 def matching(impl, cfg: SamplerConfig | None, prop: str, sampler: str | None = None) -> list[Deviation]:
     sampler = sampler or (cfg.sampler if cfg is not None else None)
     dtype = getattr(impl, "dtype", None)
-    return [d for d in getattr(impl, "deviations", ()) if prop in d.properties and sampler in d.samplers
+    return [d for d in declared(impl) if prop in d.properties and sampler in d.samplers
             and (d.dtypes is None or dtype in d.dtypes) and d.in_region(cfg)]
 
 

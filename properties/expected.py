@@ -308,6 +308,11 @@ def _p_loop_model_point(E, cfg):
     return "after_churn"
 
 
+def _p_add_noise_in_loop_step(E, cfg, begin, steps_taken):
+    """The step whose level add_noise lands on while sampling (training side): the current one."""
+    return begin + steps_taken
+
+
 def _p_velocity_alpha_bars(E, cfg, abar, sigmas, timesteps, t):
     """ᾱ of the v target at each timestep t (training side): VP samplers, the implementation's
     ᾱ_t; the Euler family, the level of its own σ at the index of t in its timesteps,

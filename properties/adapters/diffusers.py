@@ -53,9 +53,44 @@ def _default_classes():
             "euler_ancestral": EulerAncestralDiscreteScheduler}
 
 
+@functools.cache
+def diffusers_version() -> str:
+    """The installed diffusers release (e.g. "0.42.1")."""
+    import diffusers
+
+    return diffusers.__version__
+
+
+def _release_at_least(spec: str) -> bool:
+    from packaging.version import Version
+
+    return Version(diffusers_version()) >= Version(spec)
+
+
+#: where each diffusers release keeps rescale_noise_cfg: diffusers.guiders from 0.35 on; before,
+#: only in the pipelines, whose modules import transformers
+_RESCALE_NOISE_CFG_HOMES = ("diffusers.guiders.guider_utils",
+                            "diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion")
+
+
 def _default_rescale_noise_cfg():
-    from diffusers.guiders.guider_utils import rescale_noise_cfg
-    return rescale_noise_cfg
+    """diffusers' own rescale_noise_cfg, imported from where the installed release has it, or
+    Unsupported with the reason (before 0.35 it lives in the pipelines, which need transformers)."""
+    import importlib
+
+    reasons = []
+    for home in _RESCALE_NOISE_CFG_HOMES:
+        try:
+            module = importlib.import_module(home)
+        except ImportError as exc:  # the module is not in this release, or needs transformers
+            reasons.append(f"{home}: {type(exc).__name__}: {exc}")
+            continue
+        fn = getattr(module, "rescale_noise_cfg", None)
+        if fn is not None:
+            return fn
+        reasons.append(f"{home} has no rescale_noise_cfg")
+    raise Unsupported(f"diffusers {diffusers_version()} has no importable rescale_noise_cfg ("
+                      + "; ".join(reasons) + ")")
 
 
 def _f64(t) -> np.ndarray:
@@ -66,6 +101,67 @@ def _f64(t) -> np.ndarray:
 def _parameters(fn) -> dict:
     """inspect.signature(fn).parameters, once per function (per scheduler class, not per example)."""
     return dict(inspect.signature(fn).parameters)
+
+
+def _compute_snr():
+    try:
+        from diffusers.training_utils import compute_snr
+    except ImportError as exc:  # not in this release, or its module needs what is not installed
+        raise Unsupported(f"diffusers {diffusers_version()}: no diffusers.training_utils.compute_snr "
+                          f"({type(exc).__name__}: {exc})") from None
+    return compute_snr
+
+
+#: options each sampler's class has in later releases (named at start where the installed class
+#: lacks them; what skips the configurations that set them is _accepted, from the signature)
+_VP_OPTIONS = ("rescale_betas_zero_snr", "timestep_spacing", "thresholding")
+_RELEASE_OPTIONS = {
+    "ddpm": _VP_OPTIONS, "ddim": _VP_OPTIONS,
+    "euler": ("rescale_betas_zero_snr", "timestep_spacing", "final_sigmas_type", "timestep_type",
+              "use_karras_sigmas", "use_exponential_sigmas", "use_beta_sigmas"),
+    "euler_ancestral": ("rescale_betas_zero_snr", "timestep_spacing"),
+}
+
+#: the generic samplers that zsnr's declared deviations name, or that 0.42 has
+_GENERIC_NAMES = ("CogVideoXDDIMScheduler", "CogVideoXDPMScheduler", "DDIMParallelScheduler", "DDIMScheduler",
+                  "DDPMParallelScheduler", "DDPMScheduler", "DPMSolverMultistepScheduler",
+                  "EulerAncestralDiscreteScheduler", "EulerDiscreteScheduler", "LCMScheduler", "TCDScheduler",
+                  "UniPCMultistepScheduler")
+
+#: options passed to step() (every other option of a configuration goes to the constructor)
+_STEP_OPTIONS = ("eta", "use_clipped_model_output", "s_churn", "s_tmin", "s_tmax", "s_noise")
+
+
+def _not_accepted(cls, where: str, name: str, value) -> str:
+    return (f"{cls.__name__}.{where} of diffusers {diffusers_version()} takes no {name!r}: "
+            f"{name}={value!r} cannot be tested on this release")
+
+
+#: options whose introduction kept the earlier fixed behaviour as their default: a class without
+#: the option computes exactly that value. final_sigmas_type (EulerDiscrete, 0.28): before it,
+#: set_timesteps always appended σ = 0 (``torch.cat([sigmas, torch.zeros(1)])``), which "zero" keeps.
+_ABSENT_MEANS = {"final_sigmas_type": "zero"}
+
+
+def _is_off(name: str, value) -> bool:
+    """Whether an option's value is what a class without the option computes: off (None, False,
+    0) or the earlier behaviour its introduction kept (``_ABSENT_MEANS``)."""
+    if value is None or value is False or (type(value) is int and value == 0):
+        return True
+    return name in _ABSENT_MEANS and value == _ABSENT_MEANS[name]
+
+
+def _accepted(cls, kw: dict) -> dict:
+    """The constructor arguments, checked against the installed class's signature (read once per
+    class): an option it does not take is Unsupported with the reason, never dropped. Only an
+    option whose value is what a class without it computes (``_is_off``) is left out."""
+    params = _parameters(cls.__init__)
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return dict(kw)  # a replacement taking **kwargs passes them on
+    for name, value in kw.items():
+        if name not in params and not _is_off(name, value):
+            raise Unsupported(_not_accepted(cls, "__init__", name, value))
+    return {k: v for k, v in kw.items() if k in params}
 
 
 class DiffusersSampler:
@@ -94,6 +190,9 @@ class DiffusersSampler:
         self._step_params = params
         # a step taking **kwargs (a subclass passing them on to diffusers') gets every option
         self._takes_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
+        for name in _STEP_OPTIONS:  # a step option this release's step() lacks: never dropped
+            if config.option(name) is not None and not (name in params or self._takes_any):
+                raise Unsupported(_not_accepted(type(s), "step", name, config.option(name)))
         self._takes_generator = "generator" in params or self._takes_any
         self.alphas_cumprod = _f64(s.alphas_cumprod) if hasattr(s, "alphas_cumprod") else None
         self.timesteps = _f64(s.timesteps)
@@ -118,7 +217,23 @@ class DiffusersSampler:
         scheduler whose timesteps were just set; set_timesteps again only once it was stepped or
         positioned elsewhere (the same state as set_timesteps + set_begin_index before every call)."""
         s = self.scheduler
-        if not hasattr(s, "set_begin_index") or self._at in (i, ("begin", i)):
+        if self._at in (i, ("begin", i)):
+            return
+        if not hasattr(s, "set_begin_index"):
+            if not hasattr(s, "step_index"):
+                return  # a scheduler that keeps no position (DDPM, DDIM): each step reads its timestep
+            # diffusers < 0.27 (no set_begin_index): after set_timesteps the first step() or
+            # scale_model_input() finds its step index by looking its timestep up in the timesteps
+            # (the second match if it occurs twice), which is step i only where timesteps[i] is unique
+            matches = np.flatnonzero(self.timesteps == self.timesteps[i])
+            found = int(matches[1] if matches.size > 1 else matches[0])
+            if found != i:
+                raise Unsupported(f"{type(s).__name__} (diffusers {diffusers_version()}) has no "
+                                  f"set_begin_index (added in 0.27): it locates step {i} by its timestep "
+                                  f"{self.timesteps[i]:g}, which is step {found}")
+            if self._at is not None:
+                self._set_timesteps()
+            self._at = ("begin", i)
             return
         if self._at is not None:
             self._set_timesteps()
@@ -141,11 +256,7 @@ class DiffusersSampler:
         out = self._tensor(model_output)
         if predicted_variance is not None:
             out = torch.cat([out, self._tensor(predicted_variance)], dim=1)
-        kwargs = {}
-        params = self._step_params
-        for name in ("eta", "use_clipped_model_output", "s_churn", "s_tmin", "s_tmax", "s_noise"):
-            if (name in params or self._takes_any) and cfg.option(name) is not None:
-                kwargs[name] = cfg.option(name)
+        kwargs = {name: cfg.option(name) for name in _STEP_OPTIONS if cfg.option(name) is not None}
         if self._takes_generator:
             kwargs["generator"] = torch.Generator(device=self.impl.device).manual_seed(seed)
         sample = self._tensor(x)
@@ -179,6 +290,9 @@ class DiffusersSampler:
         """``add_noise`` as diffusers' img2img / inpainting pipelines call it while sampling: begin
         index set, ``steps_taken`` steps taken, then the timestep of the current step."""
         s = self.scheduler
+        if self.state == "ve" and not hasattr(s, "set_begin_index"):
+            raise Unsupported(f"{type(s).__name__} (diffusers {diffusers_version()}) has no set_begin_index "
+                              "(added in 0.27): the img2img path of this release does not set a begin index")
         self._set_timesteps()
         if hasattr(s, "set_begin_index"):
             s.set_begin_index(begin)
@@ -199,7 +313,8 @@ class DiffusersSampler:
     def velocity(self, x0, eps, t):
         """``scheduler.get_velocity(sample, noise, timesteps)`` (the v target)."""
         if not hasattr(self.scheduler, "get_velocity"):
-            raise Unsupported(f"{type(self.scheduler).__name__} has no get_velocity")
+            raise Unsupported(f"{type(self.scheduler).__name__} has no get_velocity "
+                              f"(diffusers {diffusers_version()})")
         self._set_timesteps()
         self._at = None
         return _f64(self.scheduler.get_velocity(self._tensor(x0), self._tensor(eps), self._timestep_tensor(t)))
@@ -242,17 +357,19 @@ class DiffusersImplementation:
         self.subclassed = {k: defaults[k].__name__ for k, c in replacements.items()
                            if c is not None and c is not defaults[k] and issubclass(c, defaults[k])}
         replaced = {k for k, c in replacements.items() if c is not None and c is not defaults[k]} - set(self.subclassed)
-        self._rescale = guidance_rescale or _default_rescale_noise_cfg()
+        self._rescale = guidance_rescale  # None: diffusers' own, imported at first use
         #: ids of declared deviations kept because a replacement subclasses diffusers' class: their
         #: example runs on the subclass (or every sampler they name is one), so an example that no
         #: longer reproduces was fixed by the subclass
         self.inherited_deviations: frozenset[str] = frozenset()
+        self._pristine: dict = {}  # (class, configuration) -> pristine scheduler (or its refusal)
+        self._generic: dict | None = None
         if deviations is None:
             deviations = self._own_deviations(replaced, guidance_rescale is not None)
         self.deviations = list(deviations)
         self.dtype, self.torch_dtype, self.device = dtype, _DTYPES[dtype], device
-        self._pristine: dict = {}  # (class, configuration) -> pristine scheduler (or its refusal)
-        self._generic: dict | None = None
+        #: the installed diffusers release: declared deviations with a release range apply only in it
+        self.version = diffusers_version()
         info = torch.finfo(self.torch_dtype)
         self.unit_roundoff = float(info.eps) / 2
         self.smallest_subnormal = float(info.smallest_normal) * float(info.eps)
@@ -271,8 +388,11 @@ class DiffusersImplementation:
             TRAINING_DEVIATIONS,
         )
 
+        version = diffusers_version()
         kept, inherited = [], set()
         for d in DEVIATIONS + HALF_DEVIATIONS + TRAINING_DEVIATIONS:
+            if not d.in_releases(version):
+                continue
             samplers = tuple(s for s in d.samplers if s not in replaced)
             if not samplers:
                 continue
@@ -285,7 +405,60 @@ class DiffusersImplementation:
                 inherited.add(d.id)
             kept.append(d)
         self.inherited_deviations = frozenset(inherited)
-        return kept + ([] if guidance_replaced else list(GUIDANCE_DEVIATIONS)) + list(GENERIC_DEVIATIONS)
+        guidance = [] if guidance_replaced else [d for d in GUIDANCE_DEVIATIONS if d.in_releases(version)]
+        return kept + guidance + self._generic_deviations(GENERIC_DEVIATIONS, version)
+
+    def _generic_deviations(self, declared, version) -> list:
+        """The generic samplers' deviations, narrowed to the scheduler classes this release has (an
+        older release may lack TCDScheduler, or a class may take rescale_betas_zero_snr only later);
+        one whose example's class is missing keeps no example."""
+        names = set(self.generic_samplers())
+        out = []
+        for d in declared:
+            if not d.in_releases(version):
+                continue
+            samplers = tuple(s for s in d.samplers if s in names)
+            if not samplers:
+                continue
+            if samplers != d.samplers:
+                example = d.example if d.example is None or d.example.sampler in samplers else None
+                d = dataclasses.replace(d, samplers=samplers, example=example)
+            out.append(d)
+        return out
+
+    def limitations(self) -> list[str]:
+        """What this diffusers release cannot be tested for, one line each (printed at start by
+        ``python -m properties``): samplers, methods and options the installed classes lack."""
+        out = []
+        for key, cls in self.classes.items():
+            params = _parameters(cls.__init__)
+            methods = {m for m in dir(cls) if callable(getattr(cls, m, None))}
+            lacks = [n for n in _RELEASE_OPTIONS.get(key, ()) if n not in params]
+            if lacks and not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+                kept = [f"{n}={_ABSENT_MEANS[n]!r}" for n in lacks if n in _ABSENT_MEANS]
+                out.append(f"{key} ({cls.__name__}): no option {', '.join(lacks)}: configurations "
+                           "setting them are skipped" + (f" (except {', '.join(kept)}, which is what "
+                                                         "the class computes)" if kept else ""))
+            missing = [m for m in ("set_begin_index", "get_velocity", "add_noise") if m not in methods]
+            if key in ("ddpm", "ddim"):
+                missing = [m for m in missing if m != "set_begin_index"]  # VP: no sampling position
+            if missing:
+                out.append(f"{key} ({cls.__name__}): no {', '.join(missing)}(): the properties that "
+                           "need them are skipped")
+        if self._rescale is None:
+            try:
+                self._rescale = _default_rescale_noise_cfg()
+            except Unsupported as exc:
+                out.append(f"guidance: skipped: {exc}")
+        try:
+            from diffusers.training_utils import compute_snr  # noqa: F401
+        except ImportError as exc:
+            out.append(f"training_snr, min_snr: skipped: diffusers.training_utils.compute_snr: {exc}")
+        absent = sorted(set(_GENERIC_NAMES) - set(self.generic_samplers()))
+        if absent:
+            out.append(f"generic samplers not in this release (or not taking rescale_betas_zero_snr): "
+                       f"{', '.join(absent)}")
+        return [f"diffusers {diffusers_version()}: {line}" for line in out]
 
     def __repr__(self):
         names = ", ".join(f"{k}={v.__name__}" for k, v in self.classes.items())
@@ -310,13 +483,12 @@ class DiffusersImplementation:
         params = _parameters(cls.__init__)
         for name in ("variance_type", "clip_sample", "set_alpha_to_one", "interpolation_type",
                      "final_sigmas_type"):
-            if name in params:
-                value = cfg.option(name)
-                if name == "clip_sample" and value is None:
-                    value = False  # diffusers defaults to True; zsnr's configurations say it
-                if value is not None:
-                    kw[name] = value
-        return {k: v for k, v in kw.items() if k in params}
+            value = cfg.option(name)
+            if name == "clip_sample" and value is None and name in params:
+                value = False  # diffusers defaults to True; zsnr's configurations say it
+            if value is not None:
+                kw[name] = value
+        return _accepted(cls, kw)
 
     def build(self, config: SamplerConfig) -> DiffusersSampler:
         if config.sampler not in SAMPLERS:
@@ -356,6 +528,8 @@ class DiffusersImplementation:
         return smp
 
     def guidance_rescale(self, x_cfg, x_pos, guidance_rescale):
+        if self._rescale is None:
+            self._rescale = _default_rescale_noise_cfg()
         cfg = torch.as_tensor(np.asarray(x_cfg, np.float64)).to(self.device, self.torch_dtype)
         pos = torch.as_tensor(np.asarray(x_pos, np.float64)).to(self.device, self.torch_dtype)
         return _f64(self._rescale(cfg, pos, guidance_rescale=guidance_rescale))
@@ -407,7 +581,7 @@ class DiffusersImplementation:
 
     def training_snr(self, config: SamplerConfig, t):
         """``diffusers.training_utils.compute_snr`` of the configuration's scheduler."""
-        from diffusers.training_utils import compute_snr
+        compute_snr = _compute_snr()
 
         smp = self.build(config)
         return _f64(compute_snr(smp.scheduler, torch.as_tensor(np.asarray(t, np.int64))))
@@ -423,8 +597,7 @@ class DiffusersImplementation:
             elif noise_scheduler.config.prediction_type == "v_prediction":
                 mse_loss_weights = mse_loss_weights / (snr + 1)
         """
-        from diffusers.training_utils import compute_snr
-
+        compute_snr = _compute_snr()
         noise_scheduler = self.build(config).scheduler
         timesteps = torch.as_tensor(np.asarray(t, np.int64))
         snr = compute_snr(noise_scheduler, timesteps)

@@ -75,11 +75,27 @@ def m_vp_levels(E, c, abar, i):
     ts = E.timesteps(c).astype(np.int64)
     t = ts[i]
     a_t = float(abar[t])
-    if c.sampler == "ddim":
+    if c.sampler == "ddim" or (c.sampler == "ddpm" and _ddpm_strides()):
         prev = t - c.num_train_timesteps // c.num_inference_steps
         return a_t, float(abar[prev]) if prev >= 0 else E.final_alpha_bar(c, abar)
     nxt = ts[i + 1] if i + 1 < ts.size else -1
     return a_t, float(abar[nxt]) if nxt >= 0 else E.final_alpha_bar(c, abar)
+
+
+def _installed_release() -> str | None:
+    try:
+        from .diffusers import diffusers_version
+        return diffusers_version()
+    except ImportError:  # diffusers not installed: the models of the current release
+        return None
+
+
+def _ddpm_strides() -> bool:
+    """diffusers < 0.32: DDPMScheduler.previous_timestep is t - T//S, as DDIM's step (PR #9384)."""
+    from packaging.version import Version
+
+    v = _installed_release()
+    return v is not None and Version(v) < Version("0.32")
 
 
 def m_alphas_cumprod(E, c):
@@ -534,6 +550,16 @@ DEVIATIONS = [
         SamplerConfig("ddim", num_inference_steps=3, options=(("eta", 0.0),)), {"step_index": 1}, model=LEVELS,
         summary="DDIM step i lands on ᾱ[t_i - T//S] (ᾱ_final where that is < 0), not on the next timestep"),
     Deviation(
+        "ddpm-prev-timestep", ("step", "chaining", "loop", "finite_at_T"), ("ddpm",), _ddim_prev_mismatch,
+        "diffusers < 0.32: DDPMScheduler.previous_timestep is t - T//S (as DDIM's step) unless custom "
+        "timesteps were given, so with trailing or linspace spacing a step lands on a level the next "
+        "step does not start from (trailing T = 1000, S = 3: 666 -> 333, while the next timestep is "
+        "332), and its noise variance is that of the wrong pair of levels. Fixed in 0.32.0 by PR "
+        "#9384 (issue #9261): the next scheduled timestep.",
+        "https://github.com/huggingface/diffusers/pull/9384",
+        SamplerConfig("ddpm", num_inference_steps=3), {"step_index": 1}, model=LEVELS, releases="<0.32",
+        summary="DDPM step i lands on ᾱ[t_i - T//S] (ᾱ = 1 where that is < 0), not on the next timestep"),
+    Deviation(
         "ddim-eta1-zero-snr-nan", ("step", "chaining", "finite_at_T", "loop"), ("ddim",), _ddim_radicand_cancels,
         "DDIM forms the ε̂ coefficient as (1 - ᾱ_prev - std²)^0.5: for η > 0 and a large step the radicand "
         "(1-ᾱ_prev)·[(1-η²) + η²·SNR_t/SNR_prev] is a small difference of large numbers and loses "
@@ -739,6 +765,18 @@ GUIDANCE_DEVIATIONS = [
 
 TRAINING_DEVIATIONS = [
     Deviation(
+        "euler-add-noise-begin-index", ("add_noise_in_loop",), ("euler", "euler_ancestral"), lambda c: True,
+        "diffusers 0.27.0-0.27.1: once a pipeline set the begin index (set_begin_index, new in 0.27.0), "
+        "EulerDiscrete/EulerAncestralDiscrete.add_noise noise to the level of the *begin* step for every "
+        "timestep, also after sampling began: the inpainting pipelines re-noise the kept region to the "
+        "first step's σ at every step instead of the current one's. Fixed in 0.27.2 by PR #7386 (issue "
+        "#7348): add_noise takes the current step_index once sampling began.",
+        "https://github.com/huggingface/diffusers/pull/7386",
+        SamplerConfig("euler", rescale=False, spacing="trailing", num_inference_steps=10),
+        {"begin": 2, "steps_taken": 3}, releases=">=0.27.0,<0.27.2",
+        model={"add_noise_in_loop_step": lambda E, c, begin, steps_taken: begin},
+        summary="add_noise in the loop lands on the level of the begin step, not of the current step"),
+    Deviation(
         "euler-get-velocity-step-index", ("velocity",), ("euler",), lambda c: True,
         "EulerDiscreteScheduler.get_velocity (added in PR #7733) looks up the step index of each timestep "
         "and then reads alphas_cumprod at that *step index*, a position in the inference schedule, instead "
@@ -746,6 +784,7 @@ TRAINING_DEVIATIONS = [
         "v = 0.9996·ε - 0.0292·x₀ instead of 0.0683·ε - 0.9977·x₀. No upstream report found.",
         SRC + "scheduling_euler_discrete.py (get_velocity: alphas_cumprod[step_indices])",
         SamplerConfig("euler", rescale=False, spacing="trailing", num_inference_steps=10), {},
+        releases=">=0.28",  # EulerDiscreteScheduler.get_velocity came with PR #7733, in 0.28.0
         model={"velocity_alpha_bars": lambda E, cfg, abar, sigmas, timesteps, t:
                np.asarray(abar, np.float64)[_index_in(timesteps, t)]},
         summary="the v target at ᾱ[step index of t] (alphas_cumprod read at the position in the inference "

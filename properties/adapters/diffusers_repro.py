@@ -5,7 +5,9 @@ for the correct value), independent of the conformance suite's machinery. It pri
 configuration, what diffusers returns, what it should return, and the declared model of the
 deviation (its one-line summary, from :mod:`.diffusers_deviations`), and returns True while
 diffusers still computes the model's values. ``python -m properties.adapters.diffusers_repro`` runs them all;
-exit code 0 iff every one reproduces. Checked against diffusers 0.42.1 (torch CPU, float32).
+exit code 0 iff every one reproduces. Checked against diffusers 0.42.1 (torch CPU, float32); on
+an older release only the deviations whose release range (``Deviation.releases``) holds it run,
+and a scheduler class the release does not have is said so.
 """
 
 from __future__ import annotations
@@ -14,21 +16,35 @@ import math
 import sys
 import warnings
 
+import diffusers
 import numpy as np
 import torch
 from diffusers import (
     DDIMScheduler,
     DDPMScheduler,
-    DPMSolverMultistepScheduler,
     EulerAncestralDiscreteScheduler,
     EulerDiscreteScheduler,
-    LCMScheduler,
-    TCDScheduler,
-    UniPCMultistepScheduler,
 )
-from diffusers.guiders.guider_utils import rescale_noise_cfg
 
 import reference
+
+from ..contract import Unsupported
+
+
+def _classes(*names):
+    """The named scheduler classes this diffusers release has (an older one lacks e.g. TCDScheduler)."""
+    found = [getattr(diffusers, n) for n in names if hasattr(diffusers, n)]
+    for n in names:
+        if not hasattr(diffusers, n):
+            print(f"  (diffusers {diffusers.__version__} has no {n})")
+    return found
+
+
+def rescale_noise_cfg(*args, **kw):
+    """diffusers' rescale_noise_cfg, from where the installed release has it (the adapter's lookup)."""
+    from .diffusers import _default_rescale_noise_cfg
+
+    return _default_rescale_noise_cfg()(*args, **kw)
 
 SD = {"beta_schedule": "scaled_linear", "beta_start": 0.00085, "beta_end": 0.012}  # Stable Diffusion's β range
 U32 = 2.0**-24  # float32 unit roundoff
@@ -129,6 +145,31 @@ def ddim_prev_timestep() -> bool:
     _show("also", f"S=7 trailing: last t={last}, diffusers' prev = {last - 1000 // 7} (ᾱ_prev = ᾱ_0, not 1: "
           f"√(1-ᾱ_0) = {math.sqrt(1 - s7.alphas_cumprod[0].item()):.4f} noise left)")
     return prev != ts[2] and err > 1e-3 and model_err < 1e-5
+
+
+def ddpm_prev_timestep() -> bool:
+    print("  config     DDPMScheduler(SD, rescale, trailing, v_prediction, fixed_small), S=3, step index 1")
+    s = DDPMScheduler(**SD, rescale_betas_zero_snr=True, timestep_spacing="trailing",
+                      prediction_type="v_prediction", clip_sample=False)
+    s.set_timesteps(3)
+    ts = s.timesteps.tolist()
+    prev = int(s.previous_timestep(ts[1]))
+    x, v = _randn((1, 4), 1), _randn((1, 4), 2)
+    got = _f64(s.step(v, ts[1], x, generator=_gen(3)).prev_sample)
+    z = _f64(_randn((1, 4), 3))
+    acp = _f64(s.alphas_cumprod)
+
+    def ddpm(a_prev):
+        return reference.ddpm_step(_f64(x), _f64(v), noise=z, prediction_type="v_prediction", alpha_bar_t=acp[ts[1]],
+                                   alpha_bar_prev=a_prev, variance_type="fixed_small")
+    want, model = ddpm(acp[ts[2]]), ddpm(acp[ts[1] - 1000 // 3])
+    _show("diffusers", f"timesteps {ts}; previous_timestep({ts[1]}) = {prev}: x_prev = {np.round(got, 6).tolist()}")
+    _show("oracle", f"step t={ts[1]} -> t={ts[2]} (the next scheduled timestep): {np.round(want, 6).tolist()}")
+    err = np.max(np.abs(got - want) / (np.abs(want) + 1e-30))
+    model_err = np.max(np.abs(got - model) / (np.abs(model) + 1e-30))
+    _show("model", f"step to ᾱ[{ts[1] - 1000 // 3}]: {np.round(model, 6).tolist()} (rel. diff {model_err:.1e}; "
+          f"vs the oracle {err:.1e})")
+    return prev == ts[1] - 1000 // 3 != ts[2] and err > 1e-4 and model_err < 1e-5
 
 
 def ddim_eta1_zero_snr_nan() -> bool:
@@ -377,6 +418,31 @@ def euler_churn_model_before_churn() -> bool:
     return err > 1e-3 and model_err < 1e-5
 
 
+# --- TRAINING_DEVIATIONS (release-ranged) ---------------------------------------------------------
+
+
+def euler_add_noise_begin_index() -> bool:
+    print("  config     EulerDiscreteScheduler(SD, trailing), S=10: set_begin_index(2), 3 steps, then add_noise "
+          "at the current timestep (the inpainting pipelines' re-noising)")
+    s = EulerDiscreteScheduler(**SD, timestep_spacing="trailing")
+    s.set_timesteps(10)
+    if not hasattr(s, "set_begin_index"):
+        raise Unsupported(f"diffusers {diffusers.__version__} has no set_begin_index (added in 0.27.0)")
+    s.set_begin_index(2)
+    x = torch.zeros((1, 4))
+    for t in s.timesteps[2:5]:
+        s.scale_model_input(x, t)
+        x = s.step(torch.zeros((1, 4)), t, x).prev_sample
+    x0, eps = torch.ones((1, 4)), -torch.ones((1, 4))
+    got = _f64(s.add_noise(x0, eps, s.timesteps[5:6]))
+    sig = _f64(s.sigmas)
+    want, model = 1.0 - sig[5], 1.0 - sig[2]  # x₀ + σ·ε with ε = -1
+    _show("diffusers", f"add_noise at t={s.timesteps[5].item():g} (step 5): {np.round(got, 5).tolist()}")
+    _show("oracle", f"x₀ + σ_5·ε = {want:.5f} (σ_5 = {sig[5]:.5f})")
+    _show("model", f"x₀ + σ_2·ε = {model:.5f} (σ_2 = {sig[2]:.5f}, the begin step's)")
+    return bool(np.allclose(got, model, rtol=1e-6) and not np.allclose(got, want, rtol=1e-3))
+
+
 # --- GENERIC_DEVIATIONS ----------------------------------------------------------------------------
 
 
@@ -384,8 +450,15 @@ def terminal_floor_2_24() -> bool:
     print("  config     each of DPMSolverMultistep, EulerAncestralDiscrete, EulerDiscrete, UniPCMultistep "
           "(SD, rescale_betas_zero_snr=True)")
     ok = True
-    for cls in (DPMSolverMultistepScheduler, EulerAncestralDiscreteScheduler, EulerDiscreteScheduler,
-                UniPCMultistepScheduler):
+    import inspect
+
+    for cls in _classes("DPMSolverMultistepScheduler", "EulerAncestralDiscreteScheduler",
+                        "EulerDiscreteScheduler", "UniPCMultistepScheduler"):
+        if "rescale_betas_zero_snr" not in inspect.signature(cls.__init__).parameters:
+            # diffusers' configuration would ignore the unknown argument (with a warning) and build
+            # the plain schedule: the class has no zero-SNR rescale in this release
+            print(f"  ({cls.__name__} takes no rescale_betas_zero_snr in diffusers {diffusers.__version__})")
+            continue
         a = cls(**SD, rescale_betas_zero_snr=True).alphas_cumprod[-1].item()
         _show("diffusers", f"{cls.__name__:<32} ᾱ_T = {a!r} (= 2⁻²⁴: {a == 2.0**-24}), SNR(T) = {a / (1 - a):.3e}")
         ok &= a == 2.0**-24
@@ -399,7 +472,7 @@ def lcm_origin_steps_miss_T() -> bool:
         print(f"  config     LCMScheduler / TCDScheduler(num_train_timesteps={T}, timestep_spacing='trailing', "
               "rescale_betas_zero_snr=True), S=4")
         want = reference.timesteps("trailing", T, 4)
-        for cls in (LCMScheduler, TCDScheduler):
+        for cls in _classes("LCMScheduler", "TCDScheduler"):
             s = cls(num_train_timesteps=T, timestep_spacing="trailing", rescale_betas_zero_snr=True)
             s.set_timesteps(4)
             got = s.timesteps.tolist()
@@ -471,6 +544,7 @@ REPROS = {
     "trailing-extra-step": trailing_extra_step,
     "float-spacing-rounding": float_spacing_rounding,
     "ddim-prev-timestep": ddim_prev_timestep,
+    "ddpm-prev-timestep": ddpm_prev_timestep,
     "ddim-eta1-zero-snr-nan": ddim_eta1_zero_snr_nan,
     "ddpm-fixed-large-log-nan": ddpm_fixed_large_log_nan,
     "ddpm-noise-on-last-step": ddpm_noise_on_last_step,
@@ -483,6 +557,7 @@ REPROS = {
     "euler-churn-v-uses-sigma": euler_churn_v_uses_sigma,
     "euler-churn-noise-cancellation": euler_churn_noise_cancellation,
     "euler-churn-model-before-churn": euler_churn_model_before_churn,
+    "euler-add-noise-begin-index": euler_add_noise_begin_index,
     "terminal-floor-2^-24": terminal_floor_2_24,
     "lcm-origin-steps-miss-T": lcm_origin_steps_miss_T,
     "rescale-noise-cfg-zero-std": rescale_noise_cfg_zero_std,
@@ -492,23 +567,29 @@ REPROS = {
 
 
 def main() -> int:
-    import diffusers
-
     print(f"diffusers {diffusers.__version__}, torch {torch.__version__}, numpy {np.__version__}")
     from .diffusers_deviations import (
         DEVIATIONS,
         GENERIC_DEVIATIONS,
         GUIDANCE_DEVIATIONS,
         HALF_DEVIATIONS,
+        TRAINING_DEVIATIONS,
     )
 
-    summaries = {d.id: d.summary for d in DEVIATIONS + HALF_DEVIATIONS + GENERIC_DEVIATIONS + GUIDANCE_DEVIATIONS}
+    declared = {d.id: d for d in DEVIATIONS + HALF_DEVIATIONS + GENERIC_DEVIATIONS + GUIDANCE_DEVIATIONS
+                + TRAINING_DEVIATIONS}
     results = {}
     for name, fn in REPROS.items():
+        dev = declared.get(name)
         print(f"\n== {name}")
-        print(f"  {'MODEL':<10} {summaries.get(name, '(none declared)')}")
+        if dev is not None and not dev.in_releases(diffusers.__version__):
+            print(f"  (declared for diffusers {dev.releases}; not run on {diffusers.__version__})")
+            continue
+        print(f"  {'MODEL':<10} {dev.summary if dev is not None else '(none declared)'}")
         try:
             results[name] = bool(fn())
+        except Unsupported as exc:  # this release lacks what the reproduction needs
+            print(f"  SKIPPED    {exc}")
         except Exception as exc:  # noqa: BLE001 -- any crash means "does not reproduce as described"
             print(f"  ERROR      {type(exc).__name__}: {exc}")
             results[name] = False

@@ -17,7 +17,7 @@ import reference as ref
 from properties.compare import Record
 from properties.conformance import checks, training
 from properties.contract import SAMPLERS, SamplerConfig
-from properties.deviations import FAILURES, confirmed_in, matching
+from properties.deviations import FAILURES, confirmed_in, declared, matching
 from properties.expected import ORACLE
 from properties.plugin import implementation
 
@@ -26,7 +26,7 @@ SHAPE = (2, 3, 2, 2)
 
 def _deviations(config):
     impl = implementation(config)
-    return [d for d in getattr(impl, "deviations", ()) if d.example is not None or "guidance" in d.properties]
+    return [d for d in declared(impl) if d.example is not None or "guidance" in d.properties]
 
 
 def pytest_generate_tests(metafunc):
@@ -65,6 +65,9 @@ def _runs(impl, dev):
         "starts_at_T": lambda e, r: checks.check_starts_at_T(target, cfg, record=r, expect=e),
         "finite_at_T": lambda e, r: checks.check_finite_at_T(target, cfg, x, out, 0, pv, record=r, expect=e),
         "loop": lambda e, r: checks.check_loop(target, cfg, np.full(SHAPE, 0.2), 0.25, x, 0, record=r, expect=e),
+        "add_noise_in_loop": lambda e, r: training.check_add_noise_in_loop(
+            target, cfg, x, out, dev.example_args.get("begin", 0), dev.example_args.get("steps_taken", 0),
+            record=r, expect=e),
         "velocity": lambda e, r: training.check_velocity(target, cfg, x, out, np.array([0, 1]), record=r, expect=e),
         "min_snr": lambda e, r: training.check_min_snr_weights(
             target, cfg, np.array([cfg.num_train_timesteps - 1, 0]), 5.0, record=r, expect=e),
@@ -119,7 +122,7 @@ def test_declared_deviation_reproduces(impl, zsnr_record, deviation_id):
     example that matches the oracle everywhere is "fixed": a failure (remove the declaration),
     or, for a deviation the implementation inherits from a class it subclasses, recorded as fixed
     by the subclass."""
-    devs = {d.id: d for d in getattr(impl, "deviations", ())}
+    devs = {d.id: d for d in declared(impl)}
     if deviation_id not in devs:
         pytest.skip("the implementation declares no deviations")
     dev = devs[deviation_id]

@@ -145,7 +145,7 @@ def check_add_noise_in_loop(impl, cfg: SamplerConfig, x0, eps, begin: int, steps
     S = len(smp.timesteps)
     begin = begin % S
     steps_taken = steps_taken % (S - begin)
-    k = begin + steps_taken
+    k = int(expect.add_noise_in_loop_step(cfg, begin, steps_taken))
     got = fn(x0, eps, begin, steps_taken)
     ctx = f"sampling begun at step {begin}, {steps_taken} steps taken (level of step {k}), config: {cfg}"
     if cfg.sampler in VE and smp.state == "vp":  # a VP-state Euler (declared): the VP form at 1/(σ²+1)
