@@ -112,23 +112,12 @@ def churn_noise_cancellation() -> bool:
     return rel > 100 * U32
 
 
-def ancestral_sigma_down_cancellation() -> bool:
-    print("  config       get_ancestral_step(σ = 1000, σ_next = 1, η = 1) on float32 σ (a large step)")
-    down, up = sampling.get_ancestral_step(torch.tensor(1000.0), torch.tensor(1.0))
-    want_down, want_up = reference.ancestral_sigmas(1000.0, 1.0, 1.0)
-    rel = abs(down.item() - want_down) / want_down
-    _show("k-diffusion", f"σ_down = {down.item()!r}, σ_up = {up.item()!r}  (σ_down off by {rel:.2%} = {rel / U32:.3g} u)")
-    _show("oracle", f"σ_down = σ_next²/σ = {want_down!r}, σ_up = {want_up!r}")
-    return rel > 1e3 * U32
-
-
 REPRODUCTIONS = {
     "kdiffusion-discrete-schedule-nan-at-T": discrete_schedule_nan_at_T,
     "kdiffusion-v-scalings-nan-at-infinite-sigma": v_scalings_nan_at_infinite_sigma,
     "kdiffusion-infinite-sigma-state": euler_step_from_infinite_sigma_nan,
     "kdiffusion-epsilon-at-infinite-sigma-silent": epsilon_at_infinite_sigma_silent,
     "kdiffusion-churn-noise-cancellation": churn_noise_cancellation,
-    "kdiffusion-ancestral-sigma-down-cancellation": ancestral_sigma_down_cancellation,
 }
 
 

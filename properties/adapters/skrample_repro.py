@@ -28,13 +28,20 @@ def _show(label: str, value) -> None:
     print(f"  {label:<9} {value}")
 
 
-def zsnr_terminal_alpha_not_zero() -> bool:
-    print("  config    scheduling.ZSNR() (SD's β range, T = 1000, Algorithm 1), the point at t = 1")
+def polar_alpha() -> bool:
+    print("  config    scheduling.ZSNR() (SD's β range, T = 1000, Algorithm 1), the point at t = 1; and")
+    print("            Scaled(base_timesteps=4000, beta_start=0.0078125, beta_end=0.015625, beta_scale=1) at t = 1")
     p = scheduling.ZSNR().point(1.0)
     _show("skrample", f"σ_VE = ∞ → θ = atan(∞) = {math.atan(math.inf)!r}; α = cos θ = {p.alpha!r}, "
           f"ᾱ_T = α² = {p.alpha**2!r}, SNR_T = {p.alpha**2 / p.sigma**2!r}")
     _show("oracle", f"ᾱ_T = {float(reference.make_schedule('scaled_linear', 1000, rescale=True).alphas_cumprod[-1])!r}")
-    return p.alpha > 0 and p.alpha**2 < 1e-30
+    steep = scheduling.Scaled(base_timesteps=4000, beta_start=0.0078125, beta_end=0.015625, beta_scale=1)
+    a_exact = float(steep.continuous_alphas_cumprod(np.array([1.0]))[0])  # skrample's own ᾱ(1), before the polar map
+    q = steep.point(1.0)
+    rel = abs(q.alpha - math.sqrt(a_exact)) / math.sqrt(a_exact)
+    _show("skrample", f"steep: √ᾱ(1) = {math.sqrt(a_exact)!r} but α = cos(atan σ) = {q.alpha!r} (relative {rel:.2g} "
+          f"= {rel / U64:.3g} u: θ = atan(1.7e10) is within 6e-11 of π/2)")
+    return p.alpha > 0 and p.alpha**2 < 1e-30 and rel > 1e-7
 
 
 def epsilon_zero_snr_silent() -> bool:
@@ -79,6 +86,24 @@ def continuous_timesteps() -> bool:
     return got10[0] == 1000.0 and got7[1] != round(got7[1])
 
 
+def final_level_nan() -> bool:
+    print("  config    Scaled(beta_start=0.005859375, beta_end=0.03125) (scaled_linear, no rescale): the point at t = 0,")
+    print("            and Euler's last of 2 steps (v-prediction)")
+    sched = scheduling.Scaled(beta_start=0.005859375, beta_end=0.03125)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        p = sched.point(0.0)
+        last = structured.Euler().sample(np.array([0.3]), np.array([0.2]), Step.from_int(1, 2), models.VelocityModel(),
+                                         sched).final
+    r0 = 0.005859375**0.5
+    slope = 0.03125**0.5 - r0
+    integral = (r0 + slope * np.array([0.0])) ** 3 - r0**3  # NumPy's power minus Python's, at t = 0
+    _show("skrample", f"(r₀ + s·0)³ - r₀³ = {float(integral[0])!r} (not 0): ᾱ(0) = {float(sched.continuous_alphas_cumprod(np.zeros(1))[0])!r}; "
+          f"point {p}; last step {float(last[0])!r}; warnings: {sorted({w.category.__name__ for w in caught})}")
+    _show("oracle", "σ = 0 at t = 0; the last step returns x̂₀ (finite)")
+    return math.isnan(p.sigma) and math.isnan(float(last[0]))
+
+
 def zsnr_final_level_not_clean() -> bool:
     print("  config    ZSNR() point at t = 0 (where every sampler's last step lands); v-prediction Euler's last step")
     p = scheduling.ZSNR().point(0.0)
@@ -93,11 +118,12 @@ def zsnr_final_level_not_clean() -> bool:
 
 
 REPRODUCTIONS = {
-    "skrample-zsnr-terminal-alpha-not-zero": zsnr_terminal_alpha_not_zero,
+    "skrample-polar-alpha": polar_alpha,
     "skrample-epsilon-zero-snr-silent": epsilon_zero_snr_silent,
     "skrample-continuous-alphas-cumprod": continuous_alphas_cumprod,
     "skrample-continuous-timesteps": continuous_timesteps,
     "skrample-zsnr-final-level-not-clean": zsnr_final_level_not_clean,
+    "skrample-final-level-nan": final_level_nan,
 }
 
 
