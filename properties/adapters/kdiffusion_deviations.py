@@ -28,8 +28,8 @@ def _ids(E) -> set:
 def m_timesteps(E, c: SamplerConfig):
     """MODEL ``get_sigmas``' t = torch.linspace(T-1, 0, S): for S = 1 that is [T-1] (a one-point
     linspace is its start; the one-step deviation); for S >= 2 torch's float32 linspace, start + i·step
-    (end - (S-1-i)·step past the middle) with step = fl((0 - (T-1))/(S-1)): up to ~2 float32 ULP from
-    the exact (S-1-k)(T-1)/(S-1) (the float32-linspace deviation; evaluated with torch)."""
+    (end - (S-1-i)·step past the middle) with step = fl((0 - (T-1))/(S-1)), not always the nearest
+    float32 to (S-1-k)(T-1)/(S-1) (the float32-linspace deviation; evaluated with torch)."""
     ids, S, T = _ids(E), c.num_inference_steps, c.num_train_timesteps
     if S == 1:
         return np.array([T - 1.0]) if ONE_STEP in ids else E.oracle.timesteps(c)
@@ -94,9 +94,9 @@ DEVIATIONS = [
     Deviation(
         F32_T, ("schedule", "step", "chaining", "loop"), BOTH, None,
         "get_sigmas(S) evaluates σ at t = torch.linspace(T-1, 0, S) in float32, which is not correctly "
-        "rounded: torch forms start + i·step from a rounded step, so t errs by up to ~2 ULP of float32 "
-        "(T = 4000, S = 10: t_4 = 2221.66650390625 for 2221.6667, the nearest float32 being 2221.66675), "
-        "and σ is evaluated at that t.",
+        "rounded: torch forms start + i·step from a rounded step (T = 4000, S = 10: t_4 = 2221.66650390625, "
+        "0.67 ULP from the exact 2221.6667 and one ULP off its nearest float32 2221.66675), and σ is "
+        "evaluated at that t.",
         SRC + "external.py (DiscreteSchedule.get_sigmas: torch.linspace(t_max, 0, n))",
         SamplerConfig("euler", num_train_timesteps=4000, beta_schedule="linear", rescale=False, spacing="linspace",
                       prediction_type="epsilon", options=(("interpolation_type", "log_linear"),)),
