@@ -24,6 +24,9 @@ class Record:
         self.worst_point: dict | None = None
         #: the last failing check call: {"call", "error", "worst_point"} (properties.report.recording)
         self.failure: dict | None = None
+        #: per-configuration support: examples the implementation ran, and the first refusal's reason
+        self.supported = 0
+        self.unsupported: str | None = None
 
     def error(self, value: float):
         if np.isfinite(value):

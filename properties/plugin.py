@@ -253,6 +253,8 @@ def pytest_collection_modifyitems(session, config, items):
             item._zsnr = True
             ours += 1
             profiles.apply(getattr(item, "obj", None), base)
+            # a test that probes support around its Hypothesis test (test_conformance.py)
+            profiles.apply(getattr(getattr(item, "obj", None), "zsnr_inner", None), base)
     config._zsnr_items = ours
 
 
