@@ -33,6 +33,7 @@ with warnings.catch_warnings():  # clip (imported by k_diffusion/__init__) warns
 import reference as ref
 
 from ..contract import SamplerConfig, Unsupported
+from .kdiffusion_deviations import DEVIATIONS
 
 WRAPPERS = {"v_prediction": external.DiscreteVDDPMDenoiser, "epsilon": external.DiscreteEpsDDPMDenoiser}
 
@@ -49,26 +50,27 @@ class _Network(torch.nn.Module):
 
 
 class _Noise(TorchFunctionMode):
-    """torch.randn_like inside the loop returns the suite's noise: draw k is step start + k's."""
+    """The suite's noise in k-diffusion's loop: draw k (a torch.randn_like, or a call as the
+    noise_sampler) is step start + k's."""
 
     def __init__(self, noise, start: int):
         super().__init__()
         self.noise, self.i = noise, start
 
+    def __call__(self, *_):
+        self.i += 1
+        return torch.as_tensor(self.noise(self.i - 1), dtype=torch.float32)
+
     def __torch_function__(self, func, types, args=(), kwargs=None):
-        if func is torch.randn_like:
-            self.i += 1
-            return torch.as_tensor(self.noise(self.i - 1), dtype=args[0].dtype)
-        return func(*args, **(kwargs or {}))
+        return self() if func is torch.randn_like else func(*args, **(kwargs or {}))
 
 
 class KDiffusionSampler:
-    state = "ve"
-    alphas_cumprod = None  # k-diffusion holds σ only
+    state, alphas_cumprod = "ve", None  # k-diffusion holds σ only
 
     def __init__(self, cfg: SamplerConfig):
         abar = ref.make_schedule(cfg.beta_schedule, cfg.num_train_timesteps, cfg.beta_start, cfg.beta_end,
-                                 rescale=cfg.rescale).alphas_cumprod  # the network's table, as float32
+                                 rescale=cfg.rescale).alphas_cumprod  # the network's ᾱ table, in float32
         self.cfg, self.net = cfg, _Network()
         self.wrapper = WRAPPERS[cfg.prediction_type](self.net, torch.tensor(abar, dtype=torch.float32), quantize=False)
         self._sigmas = self.wrapper.get_sigmas(cfg.num_inference_steps)
@@ -81,23 +83,19 @@ class KDiffusionSampler:
 
     def sample(self, x, denoiser, noise, start=0, stop=None):
         cfg, S = self.cfg, self.cfg.num_inference_steps
-        stop = S if stop is None else stop
-        sig = self._sigmas[start:stop + 1]
+        sig = self._sigmas[start:(S if stop is None else stop) + 1]
         x = torch.as_tensor(np.asarray(x), dtype=torch.float32)
         if not torch.isfinite(sig[0]):  # at σ = ∞ the state is handed over as x_t: k-diffusion's is x_t·σ
             x = x * sig[0]
         self.net.denoiser = denoiser
-        if cfg.sampler == "euler_ancestral":
-            out = sampling.sample_euler_ancestral(
-                self._model, x, sig, disable=True, eta=cfg.option("eta", 1.0),
-                noise_sampler=lambda s, s_next: torch.as_tensor(noise(int(np.flatnonzero(self.sigmas == float(s))[0])),
-                                                               dtype=torch.float32))
-        else:
-            churn = {k: cfg.option(k) for k in ("s_tmin", "s_tmax", "s_noise") if cfg.option(k) is not None}
-            # γ = min(s_churn / (len(sigmas) - 1), √2 - 1): the whole schedule's S for a part of it
-            s_churn = (cfg.option("s_churn") or 0.0) * (stop - start) / S if stop - start < S else cfg.option("s_churn", 0.0)
-            with _Noise(noise, start):
-                out = sampling.sample_euler(self._model, x, sig, disable=True, s_churn=s_churn, **churn)
+        with _Noise(noise, start) as draws:
+            if cfg.sampler == "euler_ancestral":
+                out = sampling.sample_euler_ancestral(self._model, x, sig, disable=True, eta=cfg.option("eta", 1.0),
+                                                      noise_sampler=draws)
+            else:  # γ = min(s_churn/(len(sigmas) - 1), √2 - 1): the whole schedule's S for a part of it
+                churn = {k: cfg.option(k) for k in ("s_tmin", "s_tmax", "s_noise") if cfg.option(k) is not None}
+                out = sampling.sample_euler(self._model, x, sig, disable=True,
+                                            s_churn=(cfg.option("s_churn") or 0.0) * (len(sig) - 1) / S, **churn)
         return _np(out)
 
 
@@ -105,23 +103,17 @@ class KDiffusionImplementation:
     name = "k-diffusion"
     unit_roundoff, smallest_subnormal = 2.0**-24, 2.0**-149
     dtype = deviations_dtype = "float32"
-
-    def __init__(self):
-        from .kdiffusion_deviations import DEVIATIONS
-
-        self.deviations = list(DEVIATIONS)
+    deviations = tuple(DEVIATIONS)
 
     def build(self, cfg: SamplerConfig) -> KDiffusionSampler:
-        if cfg.sampler not in ("euler", "euler_ancestral"):
-            raise Unsupported(f"k-diffusion's loops here are Euler and Euler ancestral; no {cfg.sampler!r}")
-        if cfg.prediction_type not in WRAPPERS:
-            raise Unsupported("k-diffusion's discrete DDPM wrappers take ε or v networks")
-        if cfg.spacing != "linspace" or cfg.steps_offset:
-            raise Unsupported("DiscreteSchedule.get_sigmas(S) evaluates t = linspace(T-1, 0, S) only")
-        if cfg.option("final_sigmas_type", "zero") != "zero":
-            raise Unsupported("get_sigmas(S) ends on σ = 0")
-        if cfg.num_inference_steps > cfg.num_train_timesteps:
-            raise Unsupported("S > T")
+        why = ("k-diffusion's loops here are sample_euler and sample_euler_ancestral"
+               if cfg.sampler not in ("euler", "euler_ancestral") else
+               "its discrete DDPM wrappers take ε or v networks" if cfg.prediction_type not in WRAPPERS else
+               "DiscreteSchedule.get_sigmas(S) is t = linspace(T-1, 0, S), ending on σ = 0"
+               if cfg.spacing != "linspace" or cfg.steps_offset or cfg.option("final_sigmas_type", "zero") != "zero"
+               else "S > T" if cfg.num_inference_steps > cfg.num_train_timesteps else None)
+        if why:
+            raise Unsupported(why)
         return KDiffusionSampler(cfg)
 
     def guidance_rescale(self, x_cfg, x_pos, guidance_rescale):

@@ -17,6 +17,7 @@ from skrample.common import Step
 from skrample.sampling import models, structured
 
 from ..contract import SamplerConfig, Unsupported
+from .skrample_deviations import DEVIATIONS
 
 PREDICTIONS = {"epsilon": models.NoiseModel(), "v_prediction": models.VelocityModel(), "sample": models.DataModel()}
 BETA_SCALE = {"linear": 1, "scaled_linear": 2}
@@ -62,11 +63,7 @@ class SkrampleImplementation:
     smallest_subnormal = 2.0**-1074
     schedule_unit_roundoff = 2.0**-53
     dtype = deviations_dtype = "float64"
-
-    def __init__(self):
-        from .skrample_deviations import DEVIATIONS
-
-        self.deviations = list(DEVIATIONS)
+    deviations = tuple(DEVIATIONS)
 
     def build(self, cfg: SamplerConfig) -> SkrampleSampler:
         if cfg.sampler not in ("euler", "euler_ancestral"):

@@ -150,8 +150,8 @@ DEVIATIONS = [
     Deviation(
         TERMINAL, ("zero_snr", "schedule", "step", "chaining", "finite_at_T", "loop"), BOTH, _polar_loses,
         "skrample's VP points are (sin θ, cos θ) of θ = atan(σ) (VariancePreserving.normalize). Near "
-        "θ = π/2 the rounding of θ (u·π/2 absolute) makes α = cos θ err by ~u·σ relative: 3e-6 at σ = "
-        "1.7e10 (T = 4000, linear β 0.0078..0.0156), and at σ_T = ∞ (ZSNR) θ = fl(π/2) and cos(fl(π/2)) = "
+        "θ = π/2 the rounding of θ (u·π/2 absolute) makes α = cos θ err by up to ~u·σ relative (4.6e-7 at σ = "
+        "1.7e10: T = 4000, linear β 0.0078..0.0156), and at σ_T = ∞ (ZSNR) θ = fl(π/2) and cos(fl(π/2)) = "
         "6.1e-17: α_T = 6.1e-17, ᾱ_T = 3.7e-33, SNR(T) = 3.7e-33 instead of 0 (σ_T = 1.6e16; any σ above "
         "~1e16 saturates there). For v and x₀ prediction the step from T is still right to float64's "
         "precision; for ε it is not (the silent ε deviation).",
