@@ -223,3 +223,15 @@ def test_support_is_probed_per_configuration():
     rec.supported = 3
     with per_configuration_support(rec, "ddim"):
         pass
+
+
+def test_float64_churned_model_input_carries_its_level_error():
+    """Found by the thorough profile on the float64 oracle adapter: at σ ≈ 0.01 (T = 2, linspace,
+    S = 1) the adapter's σ comes back from ᾱ = 1/(1+σ²), 6e-13 relative off; the churned model
+    input x̂ ∝ σ inherits it, which its tolerance must count (the level's error, as in a step's)."""
+    from properties.adapters.reference import impl64
+
+    cfg = SamplerConfig("euler", num_train_timesteps=2, beta_schedule="linear", rescale=False, spacing="linspace",
+                        num_inference_steps=1, prediction_type="epsilon",
+                        options=(("s_churn", 1.0), ("s_noise", 1.0), ("s_tmax", math.inf), ("s_tmin", 0.0)))
+    assert _verdict(checks.check_step, impl64, cfg, "step", 0, np.zeros(SHAPE), np.zeros(SHAPE), 0, None) == "oracle"

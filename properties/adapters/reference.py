@@ -78,6 +78,9 @@ class ReferenceSampler:
 
     def add_noise(self, x0, eps, t):
         x0, eps = np.asarray(x0, np.float64), np.asarray(eps, np.float64)
+        if self.cfg.sampler in expected.VE_SAMPLERS and self.state == "vp":
+            a = self._levels[self._index(t)]
+            return self.impl.quantize(ref.add_noise(x0, eps, a.reshape(a.shape + (1,) * (x0.ndim - 1))))
         if self.cfg.sampler in expected.VE_SAMPLERS:
             sig = expected.sigmas(self.cfg, expected.schedule(self.cfg))[self._index(t)]
             sig = sig.reshape(sig.shape + (1,) * (x0.ndim - 1))

@@ -310,7 +310,11 @@ def _check_model_calls(cfg, i, levels, x_native, z, calls, u, expect, ctx, recor
         (f"step {i} evaluated the model at ᾱ = {got_a!r}, not {want_a!r} (|diff| {abs(got_a - want_a):.3g} > "
          f"{tol_a:.3g}){' (after the churn, Karras Alg. 2)' if cfg.sampler == 'euler' else ''}. {ctx}")
     zz = np.abs(np.asarray(z, np.float64)) if z is not None else 0.0
-    tol_x = tolerances.STEP_OPS * u * (np.abs(want_x) + zz) + 2 * u * np.abs(got_x)
+    # the churn's arithmetic, and its level: x̂_t = (x + s·σ·√(γ(2+γ))·z)/√(σ̂²+1) moves by at most
+    # (|x̂_t| + |z|)·δσ/σ under a relative error δσ/σ of σ; σ (or ᾱ) carries LEVEL_OPS·u_level,
+    # counted twice (σ and σ̂), as in tolerances.step (schedules are float32 or better)
+    level = 2 * tolerances.LEVEL_OPS * max(u, tolerances.U_FLOAT32)
+    tol_x = (tolerances.STEP_OPS * u + level) * (np.abs(want_x) + zz) + 2 * u * np.abs(got_x)
     if expect is not ORACLE and cfg.sampler == "euler" and want_a > 0:
         # a declared widening of Euler's step (the churn noise's cancellation) bounds the error of the
         # churned x̂ the model sees as well (the step's gain on x̂ is >= 1); here in VP units at σ̂
@@ -831,6 +835,8 @@ def check_guidance(impl, x_cfg, x_pos, phi: float, record: Record | None = None,
     x_cfg, x_pos = q(x_cfg), q(x_pos)
     got = impl.guidance_rescale(x_cfg, x_pos, phi)
     want = ref.rescale_guidance(x_cfg, x_pos, phi)
-    tol = tolerances.guidance(x_cfg, x_pos, phi, impl.unit_roundoff, _subnormal(impl))
+    # the implementation's bound, plus the oracle's own computation: the same bound at float64's u
+    tol = tolerances.guidance(x_cfg, x_pos, phi, impl.unit_roundoff, _subnormal(impl)) \
+        + tolerances.guidance(x_cfg, x_pos, phi, tolerances.U_FLOAT64, 2.0**-1074)
     return _closer(expect)(got, want, tol, f"guidance rescale (φ = {phi})",
                         f"batch of {x_cfg.shape[0]}, shape {x_cfg.shape}", record)

@@ -59,11 +59,11 @@ def per_configuration_support(record, what: str):
     try:
         yield
     except Unsatisfiable:
-        if record.supported == 0 and record.unsupported is not None:
-            pytest.skip(f"the implementation supports none of the drawn {what} configurations: {record.unsupported}")
+        if record.unsupported_everywhere(what):
+            pytest.skip(record.unsupported_everywhere(what))
         raise
-    if record.supported == 0 and record.unsupported is not None:
-        pytest.skip(f"the implementation supports none of the drawn {what} configurations: {record.unsupported}")
+    if record.unsupported_everywhere(what):
+        pytest.skip(record.unsupported_everywhere(what))
 
 
 @st.composite
