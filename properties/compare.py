@@ -26,6 +26,7 @@ class Record:
         self.failure: dict | None = None
         #: per-configuration support: examples the implementation ran, and the first refusal's reason
         self.supported = 0
+        self.refused = 0
         self.unsupported: str | None = None
 
     def unsupported_everywhere(self, what: str = "") -> str | None:

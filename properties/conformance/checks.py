@@ -35,6 +35,11 @@ class GenericImplementation:
         return getattr(self._impl, attr)
 
 
+#: drawn configurations refused in a row, none supported, after which a property is skipped (the
+#: implementation supports none of them; Hypothesis would otherwise draw hundreds before giving up)
+GIVE_UP_AFTER = 50
+
+
 def run_check(check, impl, cfg: SamplerConfig, prop: str, record, *args):
     """Run a check inside a Hypothesis test: an unsupported configuration is rejected (never
     failed), and a failure where a declared deviation applies is recorded as that deviation."""
@@ -43,8 +48,14 @@ def run_check(check, impl, cfg: SamplerConfig, prop: str, record, *args):
     try:
         judge(lambda expect, rec: check(impl, cfg, *args, record=rec, expect=expect), impl, cfg, prop, record)
     except Unsupported as exc:  # support is probed per configuration (and per case: a dtype's range)
-        if record is not None and record.unsupported is None:
-            record.unsupported = str(exc) or type(exc).__name__
+        if record is not None:
+            if record.unsupported is None:
+                record.unsupported = str(exc) or type(exc).__name__
+            record.refused += 1
+            if record.supported == 0 and record.refused >= GIVE_UP_AFTER:
+                import pytest  # (run_check runs inside a pytest test; a skip passes through Hypothesis)
+
+                pytest.skip(record.unsupported_everywhere())
         reject()
     except ref.EpsilonAtZeroSNR:  # the oracle refuses: ε-prediction at zero SNR is another property's job
         reject()
