@@ -39,13 +39,54 @@ def schedule(cfg: SamplerConfig) -> ref.Schedule:
                              rescale=cfg.rescale)
 
 
-def timesteps(cfg: SamplerConfig) -> np.ndarray:
-    """The timesteps the sampler should evaluate (float64; fractional for Euler linspace)."""
+#: the configuration options that select a converted σ schedule (diffusers' names), and its name
+#: in ``reference.converted_euler_sigmas``
+SIGMA_SCHEDULE_OPTIONS = {"use_karras_sigmas": "karras", "use_exponential_sigmas": "exponential",
+                          "use_beta_sigmas": "beta"}
+
+
+def sigma_schedule(cfg: SamplerConfig) -> str:
+    """The Euler family's σ schedule: "timesteps" (σ at the spacing's timesteps), or the converted
+    "karras" / "exponential" / "beta" schedule its options select (at most one may be set)."""
+    chosen = [name for opt, name in SIGMA_SCHEDULE_OPTIONS.items() if cfg.option(opt, False)]
+    if len(chosen) > 1:
+        raise ValueError(f"at most one of {tuple(SIGMA_SCHEDULE_OPTIONS)} may be set; got {chosen}")
+    return chosen[0] if chosen else "timesteps"
+
+
+def continuous(cfg: SamplerConfig) -> bool:
+    """Whether the model's timesteps are EDM's continuous c_noise = ¼·ln σ (timestep_type="continuous")."""
+    return cfg.sampler in VE_SAMPLERS and cfg.option("timestep_type", "discrete") == "continuous"
+
+
+def spacing_timesteps(cfg: SamplerConfig) -> np.ndarray:
+    """The spacing's timesteps (float64; fractional for Euler linspace), before any σ conversion."""
     if cfg.sampler in VE_SAMPLERS:
         return ref.fractional_timesteps(cfg.spacing, cfg.num_train_timesteps, cfg.num_inference_steps,
                                         cfg.steps_offset)
     return ref.timesteps(cfg.spacing, cfg.num_train_timesteps, cfg.num_inference_steps,
                          cfg.steps_offset).astype(np.float64)
+
+
+def _converted(cfg: SamplerConfig, sched: ref.Schedule):
+    """(timesteps, σ) of a converted σ schedule (reference.converted_euler_sigmas); at zero SNR
+    σ_max = inf and it raises the oracle's ValueError (undefined)."""
+    return ref.converted_euler_sigmas(sched, spacing_timesteps(cfg), sigma_schedule(cfg),
+                                      cfg.option("interpolation_type", "linear"),
+                                      cfg.option("final_sigmas_type", "zero"))
+
+
+def timesteps(cfg: SamplerConfig) -> np.ndarray:
+    """The timesteps the sampler should evaluate (float64; fractional for Euler linspace). With a
+    converted σ schedule, the model timesteps t(σ) (reference.timestep_from_sigma); with
+    timestep_type="continuous", c_noise = ¼·ln σ (reference.continuous_timesteps; undefined, a
+    ValueError, at σ = inf)."""
+    if cfg.sampler in VE_SAMPLERS and (continuous(cfg) or sigma_schedule(cfg) != "timesteps"):
+        sched = schedule(cfg)
+        if continuous(cfg):
+            return ref.continuous_timesteps(sigmas(cfg, sched)[:-1])
+        return _converted(cfg, sched)[0]
+    return spacing_timesteps(cfg)
 
 
 def final_alpha_bar(cfg: SamplerConfig, alphas_cumprod) -> float:
@@ -57,8 +98,10 @@ def final_alpha_bar(cfg: SamplerConfig, alphas_cumprod) -> float:
 
 def sigmas(cfg: SamplerConfig, sched: ref.Schedule) -> np.ndarray:
     """Euler-family σ at each timestep, then the final σ (length S+1)."""
+    if sigma_schedule(cfg) != "timesteps":
+        return _converted(cfg, sched)[1]
     interp = cfg.option("interpolation_type", "linear")
-    return ref.euler_sigmas(sched, timesteps(cfg), interp, cfg.option("final_sigmas_type", "zero"))
+    return ref.euler_sigmas(sched, spacing_timesteps(cfg), interp, cfg.option("final_sigmas_type", "zero"))
 
 
 def vp_levels(cfg: SamplerConfig, alphas_cumprod, i: int) -> tuple[float, float]:
@@ -209,7 +252,62 @@ def _sigma_table_at(abar, t, interp="linear") -> np.ndarray:
     return np.where(w == 0, s_lo, np.where(np.isinf(s_hi), np.inf, mixed))
 
 
+def _t_from_sigma_table(abar, sigma, log_table=None) -> np.ndarray:
+    """The model timestep of each σ from a given ᾱ table: t piecewise linear in ln σ between the
+    table's own σ (reference.timestep_from_sigma, for tables ref.Schedule refuses). The segment is
+    the last t whose σ_t <= σ (clipped to [0, T-2]; for an increasing table, searchsorted's), so a
+    floor that rises above σ_{T-2} still maps σ_{T-1} itself to T-1. ``log_table`` (ln σ_t, e.g. an
+    implementation's float32 one) replaces the table's own."""
+    abar = np.asarray(abar, np.float64)
+    sig = np.asarray(sigma, np.float64)
+    T = abar.size
+    if T == 1:
+        return np.zeros(sig.shape)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        table = np.log(np.sqrt((1.0 - abar) / abar)) if log_table is None else np.asarray(log_table, np.float64)
+        ls = np.log(np.maximum(sig, 1e-300))
+        below = table[:, None] <= ls.ravel()[None, :]
+        idx = np.where(below.any(axis=0), T - 1 - np.argmax(below[::-1], axis=0), 0)
+        idx = np.clip(idx, 0, T - 2)
+        low, high = table[idx], table[idx + 1]
+        w = np.where(np.isinf(high), np.where(np.isinf(ls.ravel()), 1.0, 0.0), (ls.ravel() - low) / (high - low))
+    return (idx + np.clip(np.nan_to_num(w, nan=0.0, neginf=0.0, posinf=1.0), 0.0, 1.0)).reshape(sig.shape)
+
+
+def converted_from_table(cfg: SamplerConfig, abar, spacing_ts, base=None, log_table=None):
+    """(timesteps, σ) of the configuration's converted σ schedule (or continuous timesteps) built
+    from a given ᾱ table, as reference.converted_euler_sigmas builds them from a schedule: σ at the
+    spacing's timesteps (``base``, if given, replaces them) give σ_max and σ_min, the converted
+    schedule's S values lie between, each one's timestep is t(σ) on the table
+    (:func:`_t_from_sigma_table`), or ¼·ln σ for timestep_type="continuous"; then the final σ."""
+    abar = np.asarray(abar, np.float64)
+    S = cfg.num_inference_steps
+    if base is None:
+        base = _sigma_table_at(abar, spacing_ts, cfg.option("interpolation_type", "linear"))
+    kind = sigma_schedule(cfg)
+    if kind == "timesteps":
+        sig, ts = np.asarray(base, np.float64), np.asarray(spacing_ts, np.float64)
+    else:
+        lo, hi = float(base[-1]), float(base[0])
+        sig = {"karras": lambda: ref.karras_sigmas(lo, hi, S),
+               "exponential": lambda: ref.exponential_sigmas(lo, hi, S),
+               "beta": lambda: ref.beta_sigmas(lo, hi, S)}[kind]()
+        ts = _t_from_sigma_table(abar, sig, log_table)
+    if continuous(cfg):
+        ts = ref.continuous_timesteps(sig)
+    last = 0.0 if cfg.option("final_sigmas_type", "zero") == "zero" else math.sqrt((1 - abar[0]) / abar[0])
+    return ts, np.concatenate([sig, [last]])
+
+
 def _p_timesteps(E, cfg):
+    """The spacing's timesteps; with a converted σ schedule or continuous timesteps, those of the
+    expected σ: a model that replaces σ or ᾱ moves them too (t(σ) on its table, or ¼·ln σ)."""
+    if cfg.sampler in VE_SAMPLERS and (sigma_schedule(cfg) != "timesteps" or continuous(cfg)) \
+            and (E.overrides("sigmas") or E.overrides("alphas_cumprod")):
+        sig = E.sigmas(cfg)[:-1]
+        if continuous(cfg):
+            return ref.continuous_timesteps(sig)
+        return _t_from_sigma_table(E.alphas_cumprod(cfg), sig)
     return timesteps(cfg)
 
 
@@ -223,6 +321,9 @@ def _p_alphas_cumprod_abs(E, cfg):
 
 def _p_sigmas(E, cfg):
     interp, final = cfg.option("interpolation_type", "linear"), cfg.option("final_sigmas_type", "zero")
+    if E.overrides("alphas_cumprod") and cfg.sampler in VE_SAMPLERS and \
+            (sigma_schedule(cfg) != "timesteps" or continuous(cfg)):
+        return converted_from_table(cfg, E.alphas_cumprod(cfg), spacing_timesteps(cfg))[1]
     if E.overrides("alphas_cumprod") or E.overrides("timesteps"):
         abar = E.alphas_cumprod(cfg)
         last = 0.0 if final == "zero" else math.sqrt((1 - abar[0]) / abar[0])
@@ -231,9 +332,17 @@ def _p_sigmas(E, cfg):
 
 
 def _p_chain_sigmas(E, cfg, abar, ts):
-    """σ each step of an implementation should use, from its own ᾱ table and timesteps."""
+    """σ each step of an implementation should use, from its own ᾱ table and timesteps: σ(t) as
+    interpolated; for a converted σ schedule the σ whose t(σ) is the timestep (t(σ) is piecewise
+    linear in ln σ, so σ is the table's log-linear interpolation at t); for continuous timesteps
+    σ = exp(4t)."""
     final = 0.0 if cfg.option("final_sigmas_type", "zero") == "zero" else math.sqrt((1 - abar[0]) / abar[0])
-    return np.concatenate([_sigma_table_at(abar, ts, cfg.option("interpolation_type", "linear")), [final]])
+    ts = np.asarray(ts, np.float64)
+    if continuous(cfg):
+        with np.errstate(over="ignore"):  # (discrete timesteps read as c_noise: inf, a failure)
+            return np.concatenate([np.exp(4.0 * ts), [final]])
+    interp = "log_linear" if sigma_schedule(cfg) != "timesteps" else cfg.option("interpolation_type", "linear")
+    return np.concatenate([_sigma_table_at(abar, ts, interp), [final]])
 
 
 def _p_final_alpha_bar(E, cfg, abar):

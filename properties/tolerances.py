@@ -116,6 +116,79 @@ def timestep_abs(t: np.ndarray) -> np.ndarray:
     return U_FLOAT32 * np.abs(t)
 
 
+def converted_sigma_relative(sig_rel: np.ndarray, spacing_ts) -> float:
+    """Relative bound of a converted σ schedule (Karras, exponential, Beta; reference.spacing).
+
+    Each σ_k is a mean of the endpoints σ_max = σ(t_first), σ_min = σ(t_last) with weights summing
+    to 1: Karras σ_k^(1/ρ) = (1-r)·σ_max^(1/ρ) + r·σ_min^(1/ρ), so ∂ln σ_k/∂ln σ_max + ∂ln σ_k/∂ln σ_min
+    = 1; exponential ln σ_k = (1-r)·ln σ_max + r·ln σ_min; Beta σ_k = (1-p)·σ_min + p·σ_max. The
+    endpoints' relative bound (sig_rel at the timesteps' neighbouring training steps) therefore
+    carries over, plus 4 roundings (the schedule's float64 arithmetic, ~ρ ulp of float64, is below
+    one float32 rounding; the float32 cast of σ: 1; np.interp of the endpoints: 3)."""
+    ts = np.asarray(spacing_ts, np.float64)
+    ends = np.array([ts[0], ts[-1]])
+    idx = np.clip(np.concatenate([np.floor(ends), np.ceil(ends)]).astype(np.int64), 0, sig_rel.size - 1)
+    vals = sig_rel[idx]
+    return float(np.max(vals[np.isfinite(vals)], initial=0.0)) + 4 * U_FLOAT32
+
+
+def model_timestep_abs(kind: str, t, sigma, sigma_rel, abar, table_rel, u: float = U_FLOAT32) -> np.ndarray:
+    """Allowed |t_impl - t| of model timesteps computed from σ (σ with relative bound sigma_rel).
+
+    ``continuous``: t = ¼·ln σ, so δt <= ¼·δσ/σ, plus float32's log (u·|ln σ| = 4u·|t|, quartered)
+    and the cast of t (u·|t|): ¼·sigma_rel + 2u·|t|.
+    converted (t(σ), reference.timestep_from_sigma): t = i + w, w = (ℓ - ℓ_i)/(ℓ_{i+1} - ℓ_i) with
+    ℓ = ln σ and ℓ_i = ln σ_i of the table: ∂w/∂ℓ = 1/Δ, ∂w/∂ℓ_i = (w-1)/Δ, ∂w/∂ℓ_{i+1} = -w/Δ, so
+    δt <= (δℓ + (1-w)·δℓ_i + w·δℓ_{i+1})/Δ with δℓ = sigma_rel and δℓ_i = table_rel[i] + u·|ℓ_i| (the
+    table's σ bound, and float32's log of it), Δ the smallest segment width among i-1, i, i+1 (t is
+    continuous and piecewise linear: a perturbation that crosses into a neighbouring segment has
+    that segment's slope), plus the cast of t (u·|t|)."""
+    t = np.asarray(t, np.float64)
+    if kind == "continuous":
+        return 0.25 * np.asarray(sigma_rel) + 2 * u * np.abs(t)
+    abar = np.asarray(abar, np.float64)
+    T = abar.size
+    if T < 2:
+        return u * np.abs(t)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ell = np.log(np.sqrt((1.0 - abar) / abar))
+        d = np.diff(ell)
+    d = np.where(np.isfinite(d) & (d > 0), d, np.inf)
+    i = np.clip(np.floor(t).astype(np.int64), 0, T - 2)
+    w = np.clip(t - i, 0.0, 1.0)
+    width = np.minimum(d[i], np.minimum(d[np.maximum(i - 1, 0)], d[np.minimum(i + 1, T - 2)]))
+    dl = np.where(np.isfinite(ell), np.asarray(table_rel, np.float64) + u * np.abs(ell), 0.0)
+    dl = np.nan_to_num(dl, nan=0.0, posinf=0.0)
+    with np.errstate(invalid="ignore"):
+        dt = (np.asarray(sigma_rel) + (1 - w) * dl[i] + w * dl[i + 1]) / width
+    return np.nan_to_num(dt, nan=0.0, posinf=0.0) + u * np.abs(t)
+
+
+def chain_sigma_relative(kind: str, ts, abar, table_rel, u: float = U_FLOAT32) -> np.ndarray:
+    """Relative bound of σ(t_i) recomputed from a sampler's own (float32) timesteps and table, for
+    the chaining check's 'σ of each step vs σ(t) of its timestep' with model timesteps from σ.
+
+    ``continuous`` (σ = exp(4t)): t carries 2u·|t| + u·|ln σ|/4 (model_timestep_abs with exact σ),
+    times 4: 8u·|t| + u·|ln σ| = 12u·|t|.
+    converted (σ = exp(ℓ_i + w·Δ), the inverse of t(σ)): the cast of t (u·|t|) moves ℓ by Δ·u·|t|;
+    the table's ℓ_i, ℓ_{i+1} carry table_rel + u·|ℓ| each (float32 log of the float32 σ); the
+    float32 σ itself 1 rounding."""
+    t = np.asarray(ts, np.float64)
+    if kind == "continuous":
+        return 12 * u * np.abs(t)
+    abar = np.asarray(abar, np.float64)
+    T = abar.size
+    if T < 2:
+        return np.full(t.shape, u)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ell = np.log(np.sqrt((1.0 - abar) / abar))
+    i = np.clip(np.floor(t).astype(np.int64), 0, T - 2)
+    with np.errstate(invalid="ignore"):
+        delta = np.nan_to_num(np.abs(ell[i + 1] - ell[i]), nan=0.0, posinf=0.0)
+        dl = np.nan_to_num(np.asarray(table_rel, np.float64) + u * np.abs(ell), nan=0.0, posinf=0.0)
+    return delta * u * np.abs(t) + np.maximum(dl[i], dl[i + 1]) + u
+
+
 def sigma_relative(abar_rel: np.ndarray, abar: np.ndarray) -> np.ndarray:
     """σ = √((1-ᾱ)/ᾱ): δσ/σ = ½·δᾱ/ᾱ·(1 + ᾱ/(1-ᾱ)) plus 3 roundings (subtract, divide, sqrt)."""
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -42,6 +42,15 @@ _SCHEDULES = {
 }
 
 
+#: the σ-schedule and thresholding options, passed to the constructor under diffusers' own names,
+#: and their defaults (a configuration that sets another value on a class without the option is
+#: Unsupported)
+_OPTION_DEFAULTS = {"use_karras_sigmas": False, "use_exponential_sigmas": False, "use_beta_sigmas": False,
+                    "timestep_type": "discrete", "final_sigmas_type": "zero", "thresholding": False,
+                    "dynamic_thresholding_ratio": 0.995, "sample_max_value": 1.0}
+_SIGMA_AND_THRESHOLD_OPTIONS = tuple(_OPTION_DEFAULTS)
+
+
 def _default_classes():
     from diffusers import (
         DDIMScheduler,
@@ -309,13 +318,17 @@ class DiffusersImplementation:
             kw.setdefault("beta_end", DEFAULT_BETA_RANGE[cfg.beta_schedule][1])
         params = _parameters(cls.__init__)
         for name in ("variance_type", "clip_sample", "set_alpha_to_one", "interpolation_type",
-                     "final_sigmas_type"):
+                     *_SIGMA_AND_THRESHOLD_OPTIONS):
             if name in params:
                 value = cfg.option(name)
                 if name == "clip_sample" and value is None:
                     value = False  # diffusers defaults to True; zsnr's configurations say it
                 if value is not None:
                     kw[name] = value
+            elif name in _SIGMA_AND_THRESHOLD_OPTIONS and cfg.option(name, _OPTION_DEFAULTS[name]) != _OPTION_DEFAULTS[name]:
+                # the class has no such option (EulerAncestralDiscreteScheduler: no σ schedules): dropping
+                # it would test another configuration than the one drawn
+                raise Unsupported(f"{cls.__name__} takes no {name} (the configuration sets {name}={cfg.option(name)!r})")
         return {k: v for k, v in kw.items() if k in params}
 
     def build(self, config: SamplerConfig) -> DiffusersSampler:

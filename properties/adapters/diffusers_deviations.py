@@ -54,12 +54,47 @@ def _float_spacing(c: SamplerConfig) -> np.ndarray:
 # --- models: what diffusers computes, as pieces of the expectation (fn(E, ...)) ---------------------
 
 
+def _converted_sigmas(c: SamplerConfig) -> bool:
+    """A converted σ schedule (Karras, exponential, Beta) or continuous timesteps (the Euler family)."""
+    return c.sampler in expected.VE_SAMPLERS and (expected.sigma_schedule(c) != "timesteps" or expected.continuous(c))
+
+
+def _spacing(c: SamplerConfig) -> np.ndarray:
+    """diffusers' spacing timesteps: its float formulas; the Euler family keeps linspace fractional."""
+    if c.sampler in expected.VE_SAMPLERS and c.spacing == "linspace":
+        return expected.spacing_timesteps(c)
+    return _float_spacing(c).astype(np.float64)
+
+
+def _diffusers_converted(E, c):
+    """(timesteps, σ) of EulerDiscreteScheduler.set_timesteps with a converted σ schedule or
+    continuous timesteps, from the model's ᾱ table: σ at its spacing timesteps (np.interp of the
+    float32 table; log_linear: its S+1 log-spaced σ) give σ_max = first and σ_min = last, the S
+    Karras / exponential / Beta σ between them, t(σ) on the float32 ln σ table (which, where the
+    floor rises above σ_{T-2}, can map σ_max = 4096 to the t where the table first passes 4096, not
+    to T-1: float32's ln 4096 rounds up); timestep_type="continuous" only for v_prediction (¼·ln σ),
+    else those timesteps."""
+    abar = E.alphas_cumprod(c)
+    ts = _spacing(c)
+    base = m_chain_sigmas(E, c.with_options(use_karras_sigmas=False, use_exponential_sigmas=False,
+                                            use_beta_sigmas=False, timestep_type="discrete"), abar, ts)[:-1]
+    if c.prediction_type != "v_prediction":
+        c = c.with_options(timestep_type="discrete")
+    import torch
+
+    with np.errstate(divide="ignore", invalid="ignore"):  # _sigma_to_t's float32 ln σ table
+        a32 = torch.tensor(np.asarray(abar, np.float64), dtype=torch.float32)
+        log_table = np.log((((1 - a32) / a32) ** 0.5).numpy())
+    return expected.converted_from_table(c, abar, ts, base=base, log_table=log_table)
+
+
 def m_timesteps(E, c):
     """MODEL timesteps: diffusers' float formulas (round(arange(T, 0, -T/S)) - 1, ...); the Euler
-    family keeps linspace fractional (the oracle's)."""
-    if c.sampler in expected.VE_SAMPLERS and c.spacing == "linspace":
-        return expected.timesteps(c)
-    return _float_spacing(c).astype(np.float64)
+    family keeps linspace fractional (the oracle's); with a converted σ schedule t(σ) of those σ
+    (_diffusers_converted), with timestep_type="continuous" ¼·ln σ for v_prediction only."""
+    if _converted_sigmas(c):
+        return _diffusers_converted(E, c)[0]
+    return _spacing(c)
 
 
 def m_lcm_timesteps(E, c):
@@ -95,6 +130,10 @@ def m_alphas_cumprod(E, c):
 def m_chain_sigmas(E, c, abar, ts):
     """MODEL σ from the implementation's own ᾱ table as diffusers forms them: np.interp of the float32
     table √((1-ᾱ)/ᾱ) at the timesteps (inf - inf = NaN between two ᾱ = 0), or the log-linear σ."""
+    if expected.continuous(c) and c.prediction_type == "v_prediction":  # σ = exp(4t) of c_noise = ¼·ln σ
+        return expected._p_chain_sigmas(E, c, abar, ts)
+    if expected.sigma_schedule(c) != "timesteps":  # t(σ) is log-linear: σ = the table's log-linear σ at t
+        return expected._p_chain_sigmas(E, c.with_options(timestep_type="discrete"), abar, ts)
     if c.option("interpolation_type", "linear") == "log_linear":
         return _log_linear(c, abar)
     import torch
@@ -287,7 +326,9 @@ def m_ancestral_widening(E, c, i, levels, x, out, z, pv, u):
 def m_sigmas(E, c):
     """MODEL Euler σ as diffusers forms them from the (modelled) ᾱ and timesteps: see m_chain_sigmas
     (for interpolation_type='log_linear': exp(linspace(log σ(T-1), log σ(0), S+1)), ignoring the
-    timesteps, then the final σ: S+2 values)."""
+    timesteps, then the final σ: S+2 values); converted σ schedules: _diffusers_converted."""
+    if _converted_sigmas(c):
+        return _diffusers_converted(E, c)[1]
     return m_chain_sigmas(E, c, E.alphas_cumprod(c), E.timesteps(c))
 
 
@@ -450,8 +491,8 @@ def _floor_breaks_first_step(c: SamplerConfig) -> bool:
     # the model's σ (floored ᾱ, interpolated at the fractional second timestep) does not fall on the
     # first step (within float32 rounding of both); log_linear σ are log-spaced: never up
     if not c.rescale or c.num_train_timesteps < 2 or c.num_inference_steps < 2 \
-            or c.option("interpolation_type", "linear") == "log_linear":
-        return False
+            or c.option("interpolation_type", "linear") == "log_linear" or expected.sigma_schedule(c) != "timesteps":
+        return False  # Karras / exponential / Beta σ fall by construction
     abar = m_alphas_cumprod(expected.ORACLE, c)
     ts = fractional_timesteps(c.spacing, c.num_train_timesteps, c.num_inference_steps, c.steps_offset)
     if ts[0] != c.num_train_timesteps - 1:
@@ -486,8 +527,8 @@ def _euler_small_churn(c: SamplerConfig) -> bool:
     return c.sampler == "euler" and 0 < gamma < 0.05
 
 
-TIMESTEPS = {"timesteps": m_timesteps}
-LEVELS = {"timesteps": m_timesteps, "vp_levels": m_vp_levels}
+TIMESTEPS = {"timesteps": m_timesteps, "sigmas": m_sigmas}
+LEVELS = {"timesteps": m_timesteps, "vp_levels": m_vp_levels, "sigmas": m_sigmas}
 FLOOR = {"alphas_cumprod": m_alphas_cumprod, "sigmas": m_sigmas}
 
 
@@ -760,3 +801,49 @@ TRAINING_DEVIATIONS = [
         SamplerConfig("ddpm", rescale=True, prediction_type="epsilon"), {}, symptom=NON_FINITE,
         summary="the ε Min-SNR weight is NaN at SNR 0 (0/0), silently; every other weight is the oracle's"),
 ]
+
+
+# --- σ schedules and thresholding (issue 13) --------------------------------------------------------
+
+
+def _converted_at_zero_snr(c: SamplerConfig) -> bool:
+    # a converted σ schedule (or continuous timesteps) whose σ_max is σ_T of a zero-SNR schedule: the
+    # oracle's σ_max = inf, where these schedules are undefined; diffusers builds them from σ_T = 4096
+    if not (c.rescale and _converted_sigmas(c)) or c.sampler != "euler":
+        return False
+    return float(expected.spacing_timesteps(c)[0]) == c.num_train_timesteps - 1
+
+
+def _continuous_ignored(c: SamplerConfig) -> bool:
+    return c.sampler == "euler" and expected.continuous(c) and c.prediction_type != "v_prediction"
+
+
+CONVERTED = {"alphas_cumprod": m_alphas_cumprod, "sigmas": m_sigmas, "timesteps": m_timesteps}
+
+SIGMA_SCHEDULE_DEVIATIONS = [
+    Deviation(
+        "euler-converted-sigmas-floor", ("schedule", "step", "chaining", "zero_snr", "starts_at_T", "finite_at_T", "loop"),
+        ("euler",), _converted_at_zero_snr,
+        "at zero terminal SNR σ_max = ∞, and the Karras, exponential and Beta σ schedules (use_karras_sigmas, "
+        "use_exponential_sigmas, use_beta_sigmas) and EDM's continuous timesteps ¼·ln σ are undefined (every "
+        "Karras σ would be ∞; c_noise(∞) = ∞). EulerDiscreteScheduler builds them silently from its floored "
+        "σ_T = 4096 (ᾱ_T = 2⁻²⁴, euler-terminal-floor): σ_max = 4096, the model timestep of σ_max is T-1, "
+        "c_noise(σ_max) = 2.08, with no error or warning.",
+        "https://github.com/huggingface/diffusers/pull/6024",
+        SamplerConfig("euler", options=(("use_karras_sigmas", True),)), {"step_index": 0}, model=CONVERTED,
+        summary="the converted σ from the floored table: σ_max = 4096, σ_min = σ at the last timestep, S Karras / "
+                "exponential / Beta σ between, t(σ) log-linear on the float32 table (continuous: ¼·ln σ)"),
+    Deviation(
+        "euler-continuous-timesteps-v-only", ("schedule", "chaining", "starts_at_T"), ("euler",), _continuous_ignored,
+        "EulerDiscreteScheduler honours timestep_type='continuous' only with prediction_type='v_prediction' "
+        "(a TODO in set_timesteps: 'Support the full EDM scalings for all prediction types'): for ε and x₀ "
+        "prediction it silently keeps the discrete timesteps, where EDM's c_noise = ¼·ln σ does not depend "
+        "on the parameterisation.",
+        SRC + "scheduling_euler_discrete.py (set_timesteps: timestep_type == 'continuous' and prediction_type == "
+        "'v_prediction')",
+        SamplerConfig("euler", rescale=False, prediction_type="epsilon", options=(("timestep_type", "continuous"),)),
+        {}, model={"timesteps": m_timesteps, "sigmas": m_sigmas, "chain_sigmas": m_chain_sigmas},
+        summary="timestep_type='continuous' ignored unless v_prediction: the discrete timesteps (spacing, or t(σ) "
+                "of a converted σ schedule)"),
+]
+DEVIATIONS += SIGMA_SCHEDULE_DEVIATIONS

@@ -118,7 +118,9 @@ def check_schedule(impl, cfg: SamplerConfig, record: Record | None = None, expec
     assert smp.timesteps.shape == ts_exp.shape, \
         f"timesteps: {smp.timesteps.size} of them, expected S = {ts_exp.size}. {ctx}\n" \
         f"  got      {smp.timesteps[-5:]} (last 5)\n  expected {ts_exp[-5:]}"
-    close(smp.timesteps, ts_exp, tolerances.timestep_abs(ts_exp), "timesteps", ctx, record)
+    kind = _timestep_kind(cfg)
+    if kind is None:
+        close(smp.timesteps, ts_exp, tolerances.timestep_abs(ts_exp), "timesteps", ctx, record)
     if cfg.rescale:
         base = ref.make_schedule(cfg.beta_schedule, cfg.num_train_timesteps, cfg.beta_start, cfg.beta_end)
         rel = tolerances.rescaled_alphas_cumprod_relative(base.alphas_cumprod, base.betas, u)
@@ -135,14 +137,18 @@ def check_schedule(impl, cfg: SamplerConfig, record: Record | None = None, expec
             f"sigmas: {smp.sigmas.size} values, expected S+1 = {sig_exp.size}. {ctx}"
         # tolerance of σ from that of ᾱ at the two neighbouring training steps
         sig_rel = tolerances.sigma_relative(rel, oracle.alphas_cumprod)
-        ts = np.concatenate([ts_exp, [0.0]])
+        ts = np.concatenate([ts_exp if kind is None else expected.spacing_timesteps(cfg), [0.0]])
         lo = np.floor(ts).astype(int)
         hi = np.minimum(lo + 1, cfg.num_train_timesteps - 1)
         lo, hi = np.clip(lo, 0, sig_rel.size - 1), np.clip(hi, 0, sig_rel.size - 1)
         # a model's log-spaced σ (diffusers' log_linear) ignore the timesteps; their count can still
         # equal S+1 by coincidence (trailing-extra-step's S+1 timesteps give S+2 σ as well)
         log_spaced = expect.overrides("sigmas") and cfg.option("interpolation_type", "linear") == "log_linear"
-        if ts.size == sig_exp.size and not log_spaced:
+        if expected.sigma_schedule(cfg) != "timesteps":
+            # Karras / exponential / Beta σ: means of the two endpoints (tolerances.converted_sigma_relative)
+            tol = tolerances.converted_sigma_relative(sig_rel, ts[:-1]) * np.abs(sig_exp)
+            tol[-1] = np.max(sig_rel[:1]) * abs(sig_exp[-1])  # the final σ: 0 or σ_0
+        elif ts.size == sig_exp.size and not log_spaced:
             with np.errstate(invalid="ignore"):
                 tol = np.maximum(sig_rel[lo], sig_rel[hi]) * np.abs(sig_exp) + 4 * tolerances.U_FLOAT32 * np.abs(sig_exp)
         else:
@@ -154,6 +160,26 @@ def check_schedule(impl, cfg: SamplerConfig, record: Record | None = None, expec
                 logs = np.where(sig_exp > 0, np.abs(np.log(np.abs(sig_exp))), 0.0)
             tol = (end + 4 * tolerances.U_FLOAT32 * (1 + logs)) * np.abs(sig_exp)
         close(smp.sigmas, sig_exp, tol, "sigmas", ctx, record)
+        if kind is not None:  # model timesteps from σ: their bound follows from σ's
+            with np.errstate(invalid="ignore", divide="ignore"):
+                srel = np.nan_to_num(tol[:-1] / np.abs(sig_exp[:-1]), nan=0.0)
+            t_tol = tolerances.model_timestep_abs(kind, ts_exp, sig_exp[:-1], srel, expect.alphas_cumprod(cfg), sig_rel)
+            if kind == "continuous" and expected.sigma_schedule(cfg) != "timesteps":
+                # continuous timesteps of converted σ: either form may be expected (an implementation that
+                # honours timestep_type for v-prediction only, diffusers, has t(σ) otherwise): the larger bound
+                t_tol = np.maximum(t_tol, tolerances.model_timestep_abs("converted", ts_exp, sig_exp[:-1], srel,
+                                                                        expect.alphas_cumprod(cfg), sig_rel))
+            close(smp.timesteps, ts_exp, t_tol, "timesteps (from σ)", ctx, record)
+
+
+def _timestep_kind(cfg: SamplerConfig) -> str | None:
+    """How the configuration's model timesteps follow from σ: None (the spacing's), "converted"
+    (t(σ) of a Karras / exponential / Beta σ), "continuous" (¼·ln σ)."""
+    if cfg.sampler not in VE:
+        return None
+    if expected.continuous(cfg):
+        return "continuous"
+    return "converted" if expected.sigma_schedule(cfg) != "timesteps" else None
 
 
 # --- 2. step equivalence -------------------------------------------------------------------------
@@ -210,7 +236,9 @@ def check_chaining(impl, cfg: SamplerConfig, record: Record | None = None, shape
         own_sigmas = expect.chain_sigmas(cfg, smp.alphas_cumprod, smp.timesteps)
         assert smp.sigmas.size == own_sigmas.size, \
             f"{smp.sigmas.size} sigmas for {S} timesteps (need {own_sigmas.size}). {ctx}"
-        outside = (smp.timesteps < 0) | (smp.timesteps > cfg.num_train_timesteps - 1)
+        # (continuous timesteps ¼·ln σ are not training steps: any real value)
+        outside = (smp.timesteps < 0) | (smp.timesteps > cfg.num_train_timesteps - 1) \
+            if _timestep_kind(cfg) != "continuous" else np.zeros(smp.timesteps.shape, bool)
         if expect is not ORACLE:  # only where the model has them (diffusers' t = -1)
             outside &= ~np.isin(smp.timesteps, expect.timesteps(cfg))
         assert not outside.any(), f"timesteps outside [0, T-1]: {smp.timesteps[outside]}. {ctx}"
@@ -223,6 +251,13 @@ def check_chaining(impl, cfg: SamplerConfig, record: Record | None = None, shape
         assert np.isin(rises, allowed).all(), \
             f"the implementation's ᾱ rises at t = {rises[:5] + 1}: σ is not monotone. {ctx}"
         tol = 8 * tolerances.U_FLOAT32 * np.abs(own_sigmas)
+        kind = _timestep_kind(cfg)
+        if kind is not None:  # σ recomputed from model timesteps (t(σ), or ¼·ln σ): their rounding too
+            u32 = tolerances.U_FLOAT32
+            table_rel = tolerances.sigma_relative(tolerances.alphas_cumprod_relative(expected.schedule(cfg).betas),
+                                                  np.asarray(smp.alphas_cumprod, np.float64))
+            rel = tolerances.chain_sigma_relative(kind, smp.timesteps, smp.alphas_cumprod, table_rel, u32)
+            tol = tol + np.concatenate([rel, [0.0]]) * np.abs(own_sigmas)
         if cfg.option("interpolation_type") == "log_linear" and expect is not ORACLE:
             # exp of a float32 linspace of log σ: its error 4u·max|log σ| (2 roundings of the ends, 2 of
             # the linspace) turns into a relative one
@@ -299,7 +334,18 @@ def check_starts_at_T(impl, cfg: SamplerConfig, record: Record | None = None, ex
     """The first model evaluation is at t = T-1 (trailing; linspace with S >= 2)."""
     smp = impl.build(cfg)
     T = cfg.num_train_timesteps
+    if _timestep_kind(cfg) == "continuous":  # c_noise of σ at t = T-1 (¼·ln σ_max), as model_timestep_abs bounds it
+        want = float(expect.timesteps(cfg)[0])
+        sig = float(expect.sigmas(cfg)[0])
+        tol = float(tolerances.model_timestep_abs("continuous", want, sig, 8 * tolerances.U_FLOAT32, None, None))
+        assert abs(float(smp.timesteps[0]) - want) <= tol, \
+            f"first timestep {smp.timesteps[0]:.9g}, not ¼·ln σ(T-1) = {want:.9g} (tol {tol:.3g}). config: {cfg}"
+        return
     want = T - 1 if expect is ORACLE else float(expect.timesteps(cfg)[0])
+    if _timestep_kind(cfg) == "converted" and expect is not ORACLE:  # a model's t(σ), stored in float32
+        assert abs(float(smp.timesteps[0]) - want) <= tolerances.U_FLOAT32 * abs(want), \
+            f"first timestep {smp.timesteps[0]:.9g}, not the model's {want:.9g}. config: {cfg}"
+        return
     assert float(smp.timesteps[0]) == want, \
         f"first timestep {smp.timesteps[0]:g}, not {'T-1 = ' if want == T - 1 else ''}{want:g}. config: {cfg}"
 
