@@ -112,6 +112,22 @@ def vp_levels(cfg: SamplerConfig, alphas_cumprod, i: int) -> tuple[float, float]
     return a_t, a_n
 
 
+def threshold_options(cfg: SamplerConfig) -> dict:
+    """The dynamic-thresholding keywords of reference.ddpm_step / ddim_step (empty when off)."""
+    if not cfg.option("thresholding", False):
+        return {}
+    return {"thresholding": True, "dynamic_thresholding_ratio": cfg.option("dynamic_thresholding_ratio", 0.995),
+            "sample_max_value": cfg.option("sample_max_value", 1.0)}
+
+
+def _clip_or_threshold(cfg: SamplerConfig, x0) -> np.ndarray:
+    """x̂₀ as the step uses it: dynamically thresholded (which takes precedence), clipped to ±1, or as is."""
+    kw = threshold_options(cfg)
+    if kw:
+        return ref.dynamic_threshold(x0, kw["dynamic_thresholding_ratio"], kw["sample_max_value"])
+    return np.clip(x0, -1.0, 1.0) if cfg.option("clip_sample", False) else x0
+
+
 def step(cfg: SamplerConfig, levels, x, model_output, z, predicted_variance=None) -> np.ndarray:
     """The oracle's step i of this configuration at the given levels: (ᾱ_t, ᾱ_next) for DDPM/DDIM,
     (σ, σ_next) of the variance-exploding state for Euler/Euler ancestral."""
@@ -121,11 +137,12 @@ def step(cfg: SamplerConfig, levels, x, model_output, z, predicted_variance=None
         return ref.ddpm_step(x, model_output, prediction_type=p, alpha_bar_t=lo, alpha_bar_prev=hi, noise=z,
                              variance_type=cfg.option("variance_type", "fixed_small"),
                              predicted_variance=predicted_variance,
-                             clip_sample=cfg.option("clip_sample", False))
+                             clip_sample=cfg.option("clip_sample", False), **threshold_options(cfg))
     if cfg.sampler == "ddim":
         return ref.ddim_step(x, model_output, prediction_type=p, alpha_bar_t=lo, alpha_bar_prev=hi,
                              eta=cfg.option("eta", 0.0), noise=z, clip_sample=cfg.option("clip_sample", False),
-                             use_clipped_model_output=cfg.option("use_clipped_model_output", False))
+                             use_clipped_model_output=cfg.option("use_clipped_model_output", False),
+                             **threshold_options(cfg))
     if cfg.sampler == "euler":
         churn = {k: cfg.option(k) for k in ("s_churn", "s_tmin", "s_tmax", "s_noise") if cfg.option(k) is not None}
         xh, sig = ref.euler_churn(x, lo, num_inference_steps=cfg.num_inference_steps, noise=z, **churn)
@@ -180,6 +197,8 @@ def step_terms(cfg: SamplerConfig, levels, x, model_output, z, predicted_varianc
                 return ref.ddpm_variance(lv[0], lv[1], cfg.option("variance_type", "fixed_small"),
                                          predicted_variance)
 
+            if threshold_options(cfg):  # the thresholded x̂₀ (|x̂₀| <= 1) is the data of c_x0
+                return [(c_x0, thresholded_abs(cfg, levels, x, model_output)), (c_xt, ax), (std, az)]
             return [(lambda lv: c_x0(lv) * x0(lv, 0), ax), (lambda lv: c_x0(lv) * x0(lv, 1), am),
                     (c_xt, ax), (std, az)]
 
@@ -189,10 +208,12 @@ def step_terms(cfg: SamplerConfig, levels, x, model_output, z, predicted_varianc
         def s(lv):
             return ref.ddim_noise_scale(lv[0], lv[1], cfg.option("eta", 0.0))[1]
 
-        terms = [(lambda lv: math.sqrt(lv[1]) * x0(lv, 0), ax), (lambda lv: math.sqrt(lv[1]) * x0(lv, 1), am),
-                 (lambda lv: c_eps(lv) * eps(lv, 0), ax), (lambda lv: c_eps(lv) * eps(lv, 1), am), (s, az)]
-        if cfg.option("clip_sample", False) and cfg.option("use_clipped_model_output", False):
-            # ε̂ re-derived from the clipped x̂₀: (x_t - √ᾱ_t·x̂₀)/√(1-ᾱ_t), |x̂₀| <= the clip range (1)
+        thr = bool(threshold_options(cfg))
+        x0_terms = [(lambda lv: math.sqrt(lv[1]), thresholded_abs(cfg, levels, x, model_output))] if thr else \
+            [(lambda lv: math.sqrt(lv[1]) * x0(lv, 0), ax), (lambda lv: math.sqrt(lv[1]) * x0(lv, 1), am)]
+        terms = x0_terms + [(lambda lv: c_eps(lv) * eps(lv, 0), ax), (lambda lv: c_eps(lv) * eps(lv, 1), am), (s, az)]
+        if (cfg.option("clip_sample", False) or thr) and cfg.option("use_clipped_model_output", False):
+            # ε̂ re-derived from the clipped (thresholded) x̂₀: (x_t - √ᾱ_t·x̂₀)/√(1-ᾱ_t), |x̂₀| <= 1
             r = np.ones_like(ax)
             terms += [(lambda lv: c_eps(lv) / math.sqrt(1.0 - lv[0]), ax),
                       (lambda lv: c_eps(lv) * math.sqrt(lv[0]) / math.sqrt(1.0 - lv[0]), r)]
@@ -228,6 +249,32 @@ def step_terms(cfg: SamplerConfig, levels, x, model_output, z, predicted_varianc
         terms.append((lambda lv: ref.ancestral_sigmas(lv[0], lv[1], cfg.option("eta", 1.0))[1], az))
     return terms
 
+
+
+def thresholded_abs(cfg: SamplerConfig, levels, x, model_output) -> np.ndarray:
+    """|x̂₀| after dynamic thresholding at the nominal levels (<= 1): the data of its coefficient."""
+    x0 = ref.predict_x0_and_eps(x, model_output, cfg.prediction_type, levels[0])[0]
+    return np.abs(_clip_or_threshold(cfg, x0))
+
+
+def threshold_parts(cfg: SamplerConfig, levels, x, model_output):
+    """For a thresholded DDPM / DDIM step: (x̂₀, the terms of x̂₀ as (coefficient(levels), |data|),
+    the coefficients that multiply the thresholded x̂₀ in the step); None without thresholding.
+    tolerances.threshold_error turns the x̂₀ terms' bound into the thresholded x̂₀'s."""
+    if cfg.sampler not in ("ddpm", "ddim") or not threshold_options(cfg):
+        return None
+    ax, am = np.abs(np.asarray(x, np.float64)), np.abs(np.asarray(model_output, np.float64))
+    p = cfg.prediction_type
+    x0 = ref.predict_x0_and_eps(x, model_output, p, levels[0])[0]
+    x0_terms = [(lambda lv: _conversion(p, lv[0])[0][0], ax), (lambda lv: _conversion(p, lv[0])[0][1], am)]
+    if cfg.sampler == "ddpm":
+        carriers = [lambda lv: math.sqrt(lv[1]) * ((lv[1] - lv[0]) / lv[1]) / (1.0 - lv[0])]
+    else:
+        carriers = [lambda lv: math.sqrt(lv[1])]
+        if cfg.option("use_clipped_model_output", False):  # ε̂ = (x_t - √ᾱ_t·x̂₀)/√(1-ᾱ_t) carries it too
+            carriers.append(lambda lv: ref.ddim_noise_scale(lv[0], lv[1], cfg.option("eta", 0.0))[0]
+                            * math.sqrt(lv[0]) / math.sqrt(1.0 - lv[0]))
+    return x0, x0_terms, carriers
 
 
 # --- the expectation as named pieces --------------------------------------------------------------
@@ -448,13 +495,13 @@ def _p_step(E, cfg, i, levels, x, model_output, z, pv):
             mean = ref.ddpm_step(x, model_output, prediction_type=p, alpha_bar_t=lo, alpha_bar_prev=hi,
                                  variance_type="fixed_small" if pv is None else cfg.option("variance_type"),
                                  predicted_variance=pv, clip_sample=cfg.option("clip_sample", False),
-                                 noise=np.zeros(np.shape(x)))
+                                 noise=np.zeros(np.shape(x)), **threshold_options(cfg))
             std = E.ddpm_noise_std(cfg, i, levels, pv)
             return mean + (0.0 if z is None else std * np.asarray(z, np.float64))
         if cfg.sampler == "ddim":
             x0, eps = ref.predict_x0_and_eps(x, model_output, p, lo)
-            if cfg.option("clip_sample", False):
-                x0 = np.clip(x0, -1.0, 1.0)
+            if cfg.option("clip_sample", False) or threshold_options(cfg):
+                x0 = _clip_or_threshold(cfg, x0)
                 if cfg.option("use_clipped_model_output", False):
                     eps = (np.asarray(x, np.float64) - math.sqrt(lo) * x0) / math.sqrt(1.0 - lo)
             c_eps, s = E.ddim_coefficients(cfg, levels)

@@ -68,7 +68,22 @@ def step(cfg: SamplerConfig, levels, x, model_output, z, u: float, predicted_var
         # length |σ_next - σ̂| <= |σ_next| + √2·σ (γ <= √2 - 1)
         amplification += abs(levels[1]) + math.sqrt(2.0) * levels[0]
     tol = np.full(np.shape(x), STEP_OPS * subnormal * amplification)
-    for coef, data in expected.step_terms(cfg, levels, x, model_output, z, predicted_variance):
+    tol = tol + _terms(expected.step_terms(cfg, levels, x, model_output, z, predicted_variance), levels, u,
+                       u_level, subnormal)
+    parts = expected.threshold_parts(cfg, levels, x, model_output)
+    if parts is not None:  # the thresholded x̂₀'s own error, carried by its coefficients
+        x0, x0_terms, carriers = parts
+        dy = threshold_error(x0, _terms(x0_terms, levels, u, u_level, subnormal),
+                             cfg.option("dynamic_thresholding_ratio", 0.995), cfg.option("sample_max_value", 1.0), u)
+        for coef in carriers:
+            tol = tol + abs(float(coef(tuple(levels)))) * dy
+    return tol
+
+
+def _terms(terms, levels, u, u_level, subnormal):
+    """Σ over (coefficient(levels), |data|) terms of their rounding and level-sensitivity bounds (see step)."""
+    tol = 0.0
+    for coef, data in terms:
         c = np.abs(np.asarray(coef(tuple(levels)), np.float64))
         with np.errstate(invalid="ignore"):
             tol = tol + STEP_OPS * u * np.where(data > 0, c * data, 0.0) \
@@ -79,6 +94,46 @@ def step(cfg: SamplerConfig, levels, x, model_output, z, u: float, predicted_var
             dc, dl = _perturbed(coef, levels, j, 1e-6)
             tol = tol + LEVEL_OPS * u_level * (dc / dl) * data
     return tol
+
+
+def threshold_error(x0, dx0, ratio: float, max_value: float, u: float) -> np.ndarray:
+    """Allowed error of Imagen's dynamic thresholding y = clip(x̂₀, -s, s)/s, per element, given the
+    bound dx0 of the implementation's x̂₀ (reference.dynamic_threshold; batch on axis 0).
+
+    Per sample b of n elements, with E = max_i dx0_i:
+    * s is a quantile of |x̂₀|: q = (1-f)·a_(j) + f·a_(j+1) of the sorted |x̂₀|, at the position
+      p = ratio·(n-1), j = ⌊p⌋. The order statistics are 1-Lipschitz in the max norm, so each
+      a_(k) moves by <= E: the threshold's error is that of x̂₀ itself. q is continuous and piecewise
+      linear in p with slopes the gaps a_(k+1) - a_(k): p formed in the dtype (ratio rounded, one
+      product) errs by <= 2u·(n-1) + u, which moves q by that times the largest gap around j (each
+      gap itself off by <= 2E); the interpolation rounds 3 times (3u·q). So
+      δq <= E + 3u·q + (2u(n-1) + u)·(max gap + 2E).
+    * s = clip(q, 1, max_value) is 1-Lipschitz: δs <= δq.
+    * y_i = clip(x̂₀_i, -s, s)/s is continuous in (x̂₀_i, s) with |∂y/∂x̂₀| <= 1/s and
+      |∂y/∂s| <= min(|x̂₀_i|, s)/s² (0 where clipped, |x̂₀|/s² inside); the division rounds once
+      (|y| <= 1): δy_i <= dx0_i/s + min(|x̂₀_i|, s)·δs/s² + u.
+    """
+    x0 = np.asarray(x0, np.float64)
+    dx0 = np.broadcast_to(np.asarray(dx0, np.float64), x0.shape)
+    B = x0.shape[0]
+    a = np.abs(x0.reshape(B, -1))
+    d = dx0.reshape(B, -1)
+    n = a.shape[1]
+    E = np.max(d, axis=1)
+    srt = np.sort(a, axis=1)
+    with np.errstate(invalid="ignore"):
+        q = np.nan_to_num(np.quantile(a, ratio, axis=1), nan=np.inf)
+    gaps = np.diff(srt, axis=1) if n > 1 else np.zeros((B, 1))
+    j = min(int(math.floor(ratio * (n - 1))), max(n - 2, 0))
+    lo_j, hi_j = max(j - 1, 0), min(j + 2, gaps.shape[1])
+    with np.errstate(invalid="ignore"):
+        gap = np.nan_to_num(np.max(gaps[:, lo_j:hi_j], axis=1), nan=np.inf)
+        dq = E + 3 * u * np.where(np.isfinite(q), q, 0.0) + (2 * u * (n - 1) + u) * (gap + 2 * E)
+    s = np.clip(q, 1.0, max_value)[:, None]
+    ds = dq[:, None]
+    with np.errstate(invalid="ignore"):
+        dy = d / s + np.minimum(a, s) * ds / (s * s) + u
+    return np.nan_to_num(dy, nan=np.inf).reshape(x0.shape)
 
 
 def alphas_cumprod_relative(betas: np.ndarray, u: float = U_FLOAT32) -> np.ndarray:

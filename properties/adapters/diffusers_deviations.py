@@ -24,7 +24,7 @@ from reference import timesteps as oracle_timesteps
 
 from .. import expected, tolerances
 from ..contract import SamplerConfig
-from ..deviations import NON_FINITE, Deviation
+from ..deviations import NON_FINITE, RAISES, Deviation
 from ..expected import _conversion, _index_in, _sigma_table_at
 
 SRC = "https://github.com/huggingface/diffusers/blob/main/src/diffusers/schedulers/"
@@ -345,8 +345,9 @@ def _log_linear(c, abar):
 
 
 def m_log_linear_churn_steps(E, c):
-    """MODEL: the churn's γ = s_churn/(len(sigmas) - 1) counts the S+1 log-linear steps."""
-    return c.num_inference_steps + 1
+    """MODEL: the churn's γ = s_churn/(len(sigmas) - 1) counts the S+1 log-linear steps (S with a
+    converted σ schedule, which has S σ before the final one)."""
+    return c.num_inference_steps + (0 if expected.sigma_schedule(c) != "timesteps" else 1)
 
 
 def m_v_converts_with_sigma(E, c, sigma, sigma_hat):
@@ -374,10 +375,23 @@ def m_model_before_churn(E, c):
     return "before_churn"
 
 
+def _ieee_threshold(x0, ratio, max_value):
+    """Dynamic thresholding of an x̂₀ holding ±inf/NaN in IEEE arithmetic, as torch evaluates it: the
+    quantile interpolates a + f·(b - a) between order statistics (inf - inf = NaN: an all-inf
+    sample's threshold s is NaN, and so is every thresholded value), then clamp and divide."""
+    import torch
+
+    t = torch.as_tensor(np.asarray(x0, np.float64))
+    flat = t.reshape(t.shape[0], -1)
+    s = torch.clamp(torch.quantile(flat.abs(), float(ratio), dim=1), min=1, max=float(max_value)).unsqueeze(1)
+    return (torch.clamp(flat, -s, s) / s).reshape(t.shape).numpy()
+
+
 def m_silent_at_T(E, c, levels, x, out, z, pv, u, sub):
     """MODEL of ε-prediction at zero SNR (no error, no warning): DDPM/DDIM divide by α_t = 0 in IEEE
     arithmetic (x̂₀ = ±inf, NaN where x = ε; clip_sample clamps it to ±1; use_clipped_model_output
-    re-derives ε̂ = (x - √ᾱ_t·x̂₀)/√(1-ᾱ_t), NaN for an unclipped ±inf); Euler/Euler ancestral step from their floored
+    re-derives ε̂ = (x - √ᾱ_t·x̂₀)/√(1-ᾱ_t), NaN for an unclipped ±inf; thresholding: _ieee_threshold,
+    NaN where a sample's |x̂₀| quantile interpolates inf - inf); Euler/Euler ancestral step from their floored
     σ_T = 4096 (a finite ε-step). Returns (values, tolerance)."""
     if c.sampler in expected.VE_SAMPLERS:
         want = E.step(c, 0, levels, x, out, z, pv)
@@ -386,8 +400,9 @@ def m_silent_at_T(E, c, levels, x, out, z, pv, u, sub):
     with np.errstate(divide="ignore", invalid="ignore"):
         x0 = (np.asarray(x, np.float64) - math.sqrt(1 - a_t) * np.asarray(out, np.float64)) / math.sqrt(a_t)
     eps = np.asarray(out, np.float64)
-    clip = c.option("clip_sample", False)
-    if clip:
+    if c.option("thresholding", False):
+        x0 = _ieee_threshold(x0, c.option("dynamic_thresholding_ratio", 0.995), c.option("sample_max_value", 1.0))
+    elif c.option("clip_sample", False):
         x0 = np.clip(x0, -1.0, 1.0)
     xs = np.asarray(x, np.float64)
     if c.sampler == "ddpm":
@@ -847,3 +862,28 @@ SIGMA_SCHEDULE_DEVIATIONS = [
                 "of a converted σ schedule)"),
 ]
 DEVIATIONS += SIGMA_SCHEDULE_DEVIATIONS
+
+
+def _threshold_2d(c: SamplerConfig) -> bool:
+    # the region is the configuration's; the crash needs a 2-D sample as well (the drawn rank), which
+    # a configuration does not carry: a 3-D to 5-D sample in this region is checked against the oracle
+    return c.sampler in ("ddpm", "ddim") and bool(c.option("thresholding", False))
+
+
+THRESHOLD_DEVIATIONS = [
+    Deviation(
+        "threshold-2d-sample-crash", ("step", "finite_at_T", "loop"), ("ddpm", "ddim"), _threshold_2d,
+        "DDPMScheduler and DDIMScheduler with thresholding=True crash on a 2-D sample (batch, features): "
+        "_threshold_sample unpacks batch_size, channels, *remaining_dims = sample.shape and reshapes to "
+        "(batch_size, channels * np.prod(remaining_dims)); np.prod(()) is the float 1.0, so the new shape "
+        "holds a numpy.float64 and torch's reshape raises TypeError ('type must be tuple of ints'). "
+        "Imagen's rule is per sample over all its elements, so a user expects the thresholded x̂₀; 3-D to "
+        "5-D samples work (np.prod of a non-empty list is an integer). A declared crash: the TypeError is "
+        "recorded as this deviation, never as a pass; other ranks in the region are checked as usual.",
+        SRC + "scheduling_ddpm.py (_threshold_sample: channels * np.prod(remaining_dims)); the rank-generic "
+        "version came with https://github.com/huggingface/diffusers/pull/5210 (no report of the 2-D case found)",
+        SamplerConfig("ddpm", options=(("thresholding", True),)), {"step_index": 0, "shape": (2, 3)},
+        symptom=RAISES, raises=(TypeError,),
+        summary="raises TypeError for a 2-D sample (reshape to (batch, float)); every other rank is checked"),
+]
+DEVIATIONS += THRESHOLD_DEVIATIONS
