@@ -77,6 +77,12 @@ def _parameters(fn) -> dict:
     return dict(inspect.signature(fn).parameters)
 
 
+class ThresholdRankCrash(TypeError):
+    """diffusers' TypeError from dynamic thresholding of a 2-D sample (declared deviation
+    threshold-2d-sample-crash): raised only for a thresholded step on a 2-D sample, so a TypeError
+    anywhere else (another rank, another option) stays an ordinary error."""
+
+
 class DiffusersSampler:
     """One diffusers scheduler, configured and with timesteps set.
 
@@ -165,6 +171,11 @@ class DiffusersSampler:
             prev = s.step(out, s.timesteps[i], sample, return_dict=False, **kwargs)[0]
         except NotImplementedError as exc:
             raise Unsupported(f"{type(s).__name__}.step: {exc}") from None
+        except TypeError as exc:
+            if cfg.option("thresholding", False) and sample.ndim == 2:  # the declared threshold-2d-sample-crash
+                raise ThresholdRankCrash(f"{type(s).__name__}.step with thresholding on a 2-D sample "
+                                         f"{tuple(sample.shape)}: TypeError: {exc}") from exc
+            raise
         # the standard normal diffusers' randn_tensor draws from this seed (bit-exact for one generator)
         z = torch.randn(sample.shape, generator=torch.Generator(device=self.impl.device).manual_seed(seed),
                         device=self.impl.device, dtype=self.impl.torch_dtype)

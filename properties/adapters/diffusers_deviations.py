@@ -25,6 +25,7 @@ from reference import timesteps as oracle_timesteps
 from .. import expected, tolerances
 from ..contract import SamplerConfig
 from ..deviations import NON_FINITE, RAISES, Deviation
+from .diffusers import ThresholdRankCrash
 from ..expected import _conversion, _index_in, _sigma_table_at
 
 SRC = "https://github.com/huggingface/diffusers/blob/main/src/diffusers/schedulers/"
@@ -878,12 +879,13 @@ THRESHOLD_DEVIATIONS = [
         "(batch_size, channels * np.prod(remaining_dims)); np.prod(()) is the float 1.0, so the new shape "
         "holds a numpy.float64 and torch's reshape raises TypeError ('type must be tuple of ints'). "
         "Imagen's rule is per sample over all its elements, so a user expects the thresholded x̂₀; 3-D to "
-        "5-D samples work (np.prod of a non-empty list is an integer). A declared crash: the TypeError is "
-        "recorded as this deviation, never as a pass; other ranks in the region are checked as usual.",
+        "5-D samples work (np.prod of a non-empty list is an integer). A declared crash: the adapter raises "
+        "that TypeError as ThresholdRankCrash only for a thresholded 2-D step, and it is recorded as this "
+        "deviation, never as a pass; other ranks in the region are checked as usual.",
         SRC + "scheduling_ddpm.py (_threshold_sample: channels * np.prod(remaining_dims)); the rank-generic "
         "version came with https://github.com/huggingface/diffusers/pull/5210 (no report of the 2-D case found)",
         SamplerConfig("ddpm", options=(("thresholding", True),)), {"step_index": 0, "shape": (2, 3)},
-        symptom=RAISES, raises=(TypeError,),
+        symptom=RAISES, raises=(ThresholdRankCrash,),
         summary="raises TypeError for a 2-D sample (reshape to (batch, float)); every other rank is checked"),
 ]
 DEVIATIONS += THRESHOLD_DEVIATIONS
