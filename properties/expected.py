@@ -321,6 +321,16 @@ def _t_from_sigma_table(abar, sigma, log_table=None) -> np.ndarray:
     return (idx + np.clip(np.nan_to_num(w, nan=0.0, neginf=0.0, posinf=1.0), 0.0, 1.0)).reshape(sig.shape)
 
 
+def _c_noise(sig) -> np.ndarray:
+    """reference.continuous_timesteps of a model's σ; a σ the model leaves NaN or inf (a table it
+    cannot interpolate) gives NaN / inf timesteps, which no implementation matches."""
+    sig = np.asarray(sig, np.float64)
+    if np.all(np.isfinite(sig) & (sig > 0)):
+        return ref.continuous_timesteps(sig)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return 0.25 * np.log(sig)
+
+
 def converted_from_table(cfg: SamplerConfig, abar, spacing_ts, base=None, log_table=None):
     """(timesteps, σ) of the configuration's converted σ schedule (or continuous timesteps) built
     from a given ᾱ table, as reference.converted_euler_sigmas builds them from a schedule: σ at the
@@ -334,6 +344,10 @@ def converted_from_table(cfg: SamplerConfig, abar, spacing_ts, base=None, log_ta
     kind = sigma_schedule(cfg)
     if kind == "timesteps":
         sig, ts = np.asarray(base, np.float64), np.asarray(spacing_ts, np.float64)
+    elif not (np.isfinite(base[-1]) and np.isfinite(base[0])):
+        # a table with no finite σ range (a model's NaN, or σ_max = inf where no floor is modelled):
+        # no converted values (NaN), which no implementation matches
+        sig, ts = np.full(S, np.nan), np.full(S, np.nan)
     else:
         lo, hi = float(base[-1]), float(base[0])
         sig = {"karras": lambda: ref.karras_sigmas(lo, hi, S),
@@ -341,7 +355,7 @@ def converted_from_table(cfg: SamplerConfig, abar, spacing_ts, base=None, log_ta
                "beta": lambda: ref.beta_sigmas(lo, hi, S)}[kind]()
         ts = _t_from_sigma_table(abar, sig, log_table)
     if continuous(cfg):
-        ts = ref.continuous_timesteps(sig)
+        ts = _c_noise(sig)
     last = 0.0 if cfg.option("final_sigmas_type", "zero") == "zero" else math.sqrt((1 - abar[0]) / abar[0])
     return ts, np.concatenate([sig, [last]])
 
@@ -353,7 +367,7 @@ def _p_timesteps(E, cfg):
             and (E.overrides("sigmas") or E.overrides("alphas_cumprod")):
         sig = E.sigmas(cfg)[:-1]
         if continuous(cfg):
-            return ref.continuous_timesteps(sig)
+            return _c_noise(sig)
         return _t_from_sigma_table(E.alphas_cumprod(cfg), sig)
     return timesteps(cfg)
 
