@@ -827,7 +827,9 @@ def _converted_at_zero_snr(c: SamplerConfig) -> bool:
     # oracle's σ_max = inf, where these schedules are undefined; diffusers builds them from σ_T = 4096
     if not (c.rescale and _converted_sigmas(c)) or c.sampler != "euler":
         return False
-    return float(expected.spacing_timesteps(c)[0]) == c.num_train_timesteps - 1
+    # (log_linear σ run from σ(T-1) whatever the timesteps: euler-log-linear-sigmas)
+    return float(expected.spacing_timesteps(c)[0]) == c.num_train_timesteps - 1 \
+        or c.option("interpolation_type", "linear") == "log_linear"
 
 
 def _continuous_ignored(c: SamplerConfig) -> bool:

@@ -130,7 +130,7 @@ def _sigma_schedule_examples(sampler: str) -> list[SamplerConfig]:
     log-linear σ converted to Karras at S = 1 (σ_max = σ(T-1), not σ at the one timestep), the
     exponential and Beta σ, continuous timesteps at zero SNR (c_noise(4096) = 2.08) and for ε (ignored
     by diffusers), and Karras σ from a floor above ᾱ_{T-2} (diffusers' float32 ln σ table maps
-    σ_max = 4096 to t = 883.9)."""
+    σ_max = 4096 to t = 883.9), also from log-linear σ at S = 1."""
     if sampler not in ("euler", "euler_ancestral"):
         return []
     karras = (("use_karras_sigmas", True),)
@@ -144,7 +144,11 @@ def _sigma_schedule_examples(sampler: str) -> list[SamplerConfig]:
             SamplerConfig(sampler, options=(("timestep_type", "continuous"),)),
             SamplerConfig(sampler, rescale=False, prediction_type="epsilon", options=(("timestep_type", "continuous"),)),
             SamplerConfig(sampler, beta_schedule="linear", beta_start=0.0078125, beta_end=0.03125, spacing="linspace",
-                          prediction_type="epsilon", options=karras)]
+                          prediction_type="epsilon", options=karras),
+            # log-linear σ start at σ(T-1) = 4096 whatever the timesteps (thorough: linspace S = 1 at zero SNR)
+            SamplerConfig(sampler, beta_schedule="linear", beta_start=0.0078125, beta_end=0.03125, spacing="linspace",
+                          num_inference_steps=1, prediction_type="epsilon",
+                          options=karras + (("interpolation_type", "log_linear"),))]
 
 
 def _silent_examples(sampler: str) -> list:
