@@ -141,8 +141,9 @@ def _sigma_schedule_errors(n: int = 300, seed: int = 0) -> dict:
                     p = level
                 else:
                     guess = mpf((float(g) - lo) / (hi - lo))
-                    p = _ctx.re(_ctx.findroot(lambda q: _ctx.betainc(mpf(al), mpf(be), 0, q, regularized=True)
-                                              - level, guess, tol=mpf(10) ** -55))  # (an imaginary part ~1e-70)
+                    def f(q, al=al, be=be, level=level):
+                        return _ctx.betainc(mpf(al), mpf(be), 0, q, regularized=True) - level
+                    p = _ctx.re(_ctx.findroot(f, guess, tol=mpf(10) ** -55))  # (an imaginary part ~1e-70)
                 want.append(mpf(lo) + p * (mpf(hi) - mpf(lo)))
             errs.setdefault(("sigma schedules", "beta_sigmas"), []).append(ulp_error(got, want))
     return {key: np.concatenate(v) for key, v in errs.items()}

@@ -285,7 +285,10 @@ def _sigma_table_at(abar, t, interp="linear") -> np.ndarray:
     NaN where the table is NaN, inf where ᾱ = 0 carries weight. For tables ref.Schedule refuses
     (a floor that rises above ᾱ_{T-2}, NaN from a float32 underflow)."""
     abar = np.asarray(abar, np.float64)
-    t = np.clip(np.asarray(t, np.float64), 0, abar.size - 1)  # outside [0, T-1]: the end value (np.interp)
+    t_in = np.asarray(t, np.float64)
+    if np.any(np.isnan(t_in)):  # a NaN timestep (of a NaN σ): NaN σ
+        return np.where(np.isnan(t_in), np.nan, _sigma_table_at(abar, np.nan_to_num(t_in), interp))
+    t = np.clip(t_in, 0, abar.size - 1)  # outside [0, T-1]: the end value (np.interp)
     with np.errstate(divide="ignore", invalid="ignore"):
         table = np.sqrt((1.0 - abar) / abar)
         lo = np.clip(np.floor(t), 0, abar.size - 1).astype(np.int64)
@@ -318,7 +321,8 @@ def _t_from_sigma_table(abar, sigma, log_table=None) -> np.ndarray:
         idx = np.clip(idx, 0, T - 2)
         low, high = table[idx], table[idx + 1]
         w = np.where(np.isinf(high), np.where(np.isinf(ls.ravel()), 1.0, 0.0), (ls.ravel() - low) / (high - low))
-    return (idx + np.clip(np.nan_to_num(w, nan=0.0, neginf=0.0, posinf=1.0), 0.0, 1.0)).reshape(sig.shape)
+    t = idx + np.clip(np.nan_to_num(w, nan=0.0, neginf=0.0, posinf=1.0), 0.0, 1.0)
+    return np.where(np.isnan(sig.ravel()), np.nan, t).reshape(sig.shape)  # a model's NaN σ: no timestep
 
 
 def _c_noise(sig) -> np.ndarray:
@@ -370,6 +374,16 @@ def _p_timesteps(E, cfg):
             return _c_noise(sig)
         return _t_from_sigma_table(E.alphas_cumprod(cfg), sig)
     return timesteps(cfg)
+
+
+def _p_timestep_kind(E, cfg):
+    """How the model timesteps follow from σ: None (the spacing's), "converted" (t(σ) of a Karras /
+    exponential / Beta σ), "continuous" (¼·ln σ); the checks derive the timesteps' bounds from it."""
+    if cfg.sampler not in VE_SAMPLERS:
+        return None
+    if continuous(cfg):
+        return "continuous"
+    return "converted" if sigma_schedule(cfg) != "timesteps" else None
 
 
 def _p_alphas_cumprod(E, cfg):

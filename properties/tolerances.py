@@ -124,7 +124,7 @@ def threshold_error(x0, dx0, ratio: float, max_value: float, u: float) -> np.nda
     with np.errstate(invalid="ignore"):
         q = np.nan_to_num(np.quantile(a, ratio, axis=1), nan=np.inf)
     gaps = np.diff(srt, axis=1) if n > 1 else np.zeros((B, 1))
-    j = min(int(math.floor(ratio * (n - 1))), max(n - 2, 0))
+    j = min(math.floor(ratio * (n - 1)), max(n - 2, 0))
     lo_j, hi_j = max(j - 1, 0), min(j + 2, gaps.shape[1])
     with np.errstate(invalid="ignore"):
         gap = np.nan_to_num(np.max(gaps[:, lo_j:hi_j], axis=1), nan=np.inf)
@@ -209,7 +209,7 @@ def model_timestep_abs(kind: str, t, sigma, sigma_rel, abar, table_rel, u: float
         ell = np.log(np.sqrt((1.0 - abar) / abar))
         d = np.diff(ell)
     d = np.where(np.isfinite(d) & (d > 0), d, np.inf)
-    i = np.clip(np.floor(t).astype(np.int64), 0, T - 2)
+    i = np.clip(np.floor(np.nan_to_num(t)).astype(np.int64), 0, T - 2)
     w = np.clip(t - i, 0.0, 1.0)
     width = np.minimum(d[i], np.minimum(d[np.maximum(i - 1, 0)], d[np.minimum(i + 1, T - 2)]))
     dl = np.where(np.isfinite(ell), np.asarray(table_rel, np.float64) + u * np.abs(ell), 0.0)
@@ -237,7 +237,7 @@ def chain_sigma_relative(kind: str, ts, abar, table_rel, u: float = U_FLOAT32) -
         return np.full(t.shape, u)
     with np.errstate(divide="ignore", invalid="ignore"):
         ell = np.log(np.sqrt((1.0 - abar) / abar))
-    i = np.clip(np.floor(t).astype(np.int64), 0, T - 2)
+    i = np.clip(np.floor(np.nan_to_num(t)).astype(np.int64), 0, T - 2)
     with np.errstate(invalid="ignore"):
         delta = np.nan_to_num(np.abs(ell[i + 1] - ell[i]), nan=0.0, posinf=0.0)
         dl = np.nan_to_num(np.asarray(table_rel, np.float64) + u * np.abs(ell), nan=0.0, posinf=0.0)

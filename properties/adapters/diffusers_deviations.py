@@ -25,8 +25,8 @@ from reference import timesteps as oracle_timesteps
 from .. import expected, tolerances
 from ..contract import SamplerConfig
 from ..deviations import NON_FINITE, RAISES, Deviation
-from .diffusers import ThresholdRankCrash
 from ..expected import _conversion, _index_in, _sigma_table_at
+from .diffusers import ThresholdRankCrash
 
 SRC = "https://github.com/huggingface/diffusers/blob/main/src/diffusers/schedulers/"
 ALL = ("ddpm", "ddim", "euler", "euler_ancestral")
@@ -77,8 +77,9 @@ def _diffusers_converted(E, c):
     else those timesteps."""
     abar = E.alphas_cumprod(c)
     ts = _spacing(c)
-    base = m_chain_sigmas(E, c.with_options(use_karras_sigmas=False, use_exponential_sigmas=False,
-                                            use_beta_sigmas=False, timestep_type="discrete"), abar, ts)[:-1]
+    plain = m_chain_sigmas(E, c.with_options(use_karras_sigmas=False, use_exponential_sigmas=False,
+                                             use_beta_sigmas=False, timestep_type="discrete"), abar, ts)
+    base = plain[:-1]
     if c.prediction_type != "v_prediction":
         c = c.with_options(timestep_type="discrete")
     import torch
@@ -86,7 +87,9 @@ def _diffusers_converted(E, c):
     with np.errstate(divide="ignore", invalid="ignore"):  # _sigma_to_t's float32 ln σ table
         a32 = torch.tensor(np.asarray(abar, np.float64), dtype=torch.float32)
         log_table = np.log((((1 - a32) / a32) ** 0.5).numpy())
-    return expected.converted_from_table(c, abar, ts, base=base, log_table=log_table)
+    t_out, sig = expected.converted_from_table(c, abar, ts, base=base, log_table=log_table)
+    sig[-1] = plain[-1]  # the final σ as diffusers forms it: 0, or float32 ((1 - ᾱ_0)/ᾱ_0)^0.5
+    return t_out, sig
 
 
 def m_timesteps(E, c):
@@ -836,7 +839,15 @@ def _continuous_ignored(c: SamplerConfig) -> bool:
     return c.sampler == "euler" and expected.continuous(c) and c.prediction_type != "v_prediction"
 
 
-CONVERTED = {"alphas_cumprod": m_alphas_cumprod, "sigmas": m_sigmas, "timesteps": m_timesteps}
+def m_timestep_kind(E, c):
+    """MODEL: continuous timesteps only for v_prediction; else t(σ) of a converted σ, or the spacing's."""
+    if expected.continuous(c) and c.prediction_type == "v_prediction":
+        return "continuous"
+    return "converted" if c.sampler in expected.VE_SAMPLERS and expected.sigma_schedule(c) != "timesteps" else None
+
+
+CONVERTED = {"alphas_cumprod": m_alphas_cumprod, "sigmas": m_sigmas, "timesteps": m_timesteps,
+             "timestep_kind": m_timestep_kind}
 
 SIGMA_SCHEDULE_DEVIATIONS = [
     Deviation(
@@ -852,7 +863,8 @@ SIGMA_SCHEDULE_DEVIATIONS = [
         summary="the converted σ from the floored table: σ_max = 4096, σ_min = σ at the last timestep, S Karras / "
                 "exponential / Beta σ between, t(σ) log-linear on the float32 table (continuous: ¼·ln σ)"),
     Deviation(
-        "euler-continuous-timesteps-v-only", ("schedule", "chaining", "starts_at_T"), ("euler",), _continuous_ignored,
+        "euler-continuous-timesteps-v-only", ("schedule", "step", "chaining", "starts_at_T", "finite_at_T", "loop"),
+        ("euler",), _continuous_ignored,
         "EulerDiscreteScheduler honours timestep_type='continuous' only with prediction_type='v_prediction' "
         "(a TODO in set_timesteps: 'Support the full EDM scalings for all prediction types'): for ε and x₀ "
         "prediction it silently keeps the discrete timesteps, where EDM's c_noise = ¼·ln σ does not depend "
@@ -860,7 +872,8 @@ SIGMA_SCHEDULE_DEVIATIONS = [
         SRC + "scheduling_euler_discrete.py (set_timesteps: timestep_type == 'continuous' and prediction_type == "
         "'v_prediction')",
         SamplerConfig("euler", rescale=False, prediction_type="epsilon", options=(("timestep_type", "continuous"),)),
-        {}, model={"timesteps": m_timesteps, "sigmas": m_sigmas, "chain_sigmas": m_chain_sigmas},
+        {}, model={"timesteps": m_timesteps, "sigmas": m_sigmas, "chain_sigmas": m_chain_sigmas,
+                   "timestep_kind": m_timestep_kind},
         summary="timestep_type='continuous' ignored unless v_prediction: the discrete timesteps (spacing, or t(σ) "
                 "of a converted σ schedule)"),
 ]

@@ -488,7 +488,7 @@ def euler_converted_sigmas_floor() -> bool:
         refused = True
         _show("oracle", f"refuses (σ_max = inf): {str(exc)[:90]}...")
     floored = reference.with_terminal_floor(o, reference.DIFFUSERS_EULER_FLOOR)
-    ts, sig = reference.converted_euler_sigmas(floored, reference.fractional_timesteps("trailing", 1000, 10), "karras")
+    _, sig = reference.converted_euler_sigmas(floored, reference.fractional_timesteps("trailing", 1000, 10), "karras")
     err = np.max(np.abs(_f64(s.sigmas) - sig) / np.maximum(sig, 1e-30))
     _show("model", f"the floored schedule's Karras σ (σ_max = 4096): max rel diff {err:.1e}; "
           f"¼·ln 4096 = {0.25 * math.log(4096):.6f}")

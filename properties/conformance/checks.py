@@ -118,7 +118,7 @@ def check_schedule(impl, cfg: SamplerConfig, record: Record | None = None, expec
     assert smp.timesteps.shape == ts_exp.shape, \
         f"timesteps: {smp.timesteps.size} of them, expected S = {ts_exp.size}. {ctx}\n" \
         f"  got      {smp.timesteps[-5:]} (last 5)\n  expected {ts_exp[-5:]}"
-    kind = _timestep_kind(cfg)
+    kind = expect.timestep_kind(cfg)
     if kind is None:
         close(smp.timesteps, ts_exp, tolerances.timestep_abs(ts_exp), "timesteps", ctx, record)
     if cfg.rescale:
@@ -164,22 +164,16 @@ def check_schedule(impl, cfg: SamplerConfig, record: Record | None = None, expec
             with np.errstate(invalid="ignore", divide="ignore"):
                 srel = np.nan_to_num(tol[:-1] / np.abs(sig_exp[:-1]), nan=0.0)
             t_tol = tolerances.model_timestep_abs(kind, ts_exp, sig_exp[:-1], srel, expect.alphas_cumprod(cfg), sig_rel)
-            if kind == "continuous" and expected.sigma_schedule(cfg) != "timesteps":
-                # continuous timesteps of converted σ: either form may be expected (an implementation that
-                # honours timestep_type for v-prediction only, diffusers, has t(σ) otherwise): the larger bound
-                t_tol = np.maximum(t_tol, tolerances.model_timestep_abs("converted", ts_exp, sig_exp[:-1], srel,
-                                                                        expect.alphas_cumprod(cfg), sig_rel))
             close(smp.timesteps, ts_exp, t_tol, "timesteps (from σ)", ctx, record)
 
 
-def _timestep_kind(cfg: SamplerConfig) -> str | None:
-    """How the configuration's model timesteps follow from σ: None (the spacing's), "converted"
-    (t(σ) of a Karras / exponential / Beta σ), "continuous" (¼·ln σ)."""
-    if cfg.sampler not in VE:
-        return None
-    if expected.continuous(cfg):
-        return "continuous"
-    return "converted" if expected.sigma_schedule(cfg) != "timesteps" else None
+def _alphas_cumprod_rel(cfg: SamplerConfig, u: float) -> np.ndarray:
+    """The relative bound of the implementation's ᾱ (tolerances.alphas_cumprod_relative, or its
+    rescaled form), as check_schedule uses it."""
+    if cfg.rescale:
+        base = ref.make_schedule(cfg.beta_schedule, cfg.num_train_timesteps, cfg.beta_start, cfg.beta_end)
+        return tolerances.rescaled_alphas_cumprod_relative(base.alphas_cumprod, base.betas, u)
+    return tolerances.alphas_cumprod_relative(expected.schedule(cfg).betas, u)
 
 
 # --- 2. step equivalence -------------------------------------------------------------------------
@@ -238,7 +232,7 @@ def check_chaining(impl, cfg: SamplerConfig, record: Record | None = None, shape
             f"{smp.sigmas.size} sigmas for {S} timesteps (need {own_sigmas.size}). {ctx}"
         # (continuous timesteps ¼·ln σ are not training steps: any real value)
         outside = (smp.timesteps < 0) | (smp.timesteps > cfg.num_train_timesteps - 1) \
-            if _timestep_kind(cfg) != "continuous" else np.zeros(smp.timesteps.shape, bool)
+            if expect.timestep_kind(cfg) != "continuous" else np.zeros(smp.timesteps.shape, bool)
         if expect is not ORACLE:  # only where the model has them (diffusers' t = -1)
             outside &= ~np.isin(smp.timesteps, expect.timesteps(cfg))
         assert not outside.any(), f"timesteps outside [0, T-1]: {smp.timesteps[outside]}. {ctx}"
@@ -251,13 +245,15 @@ def check_chaining(impl, cfg: SamplerConfig, record: Record | None = None, shape
         assert np.isin(rises, allowed).all(), \
             f"the implementation's ᾱ rises at t = {rises[:5] + 1}: σ is not monotone. {ctx}"
         tol = 8 * tolerances.U_FLOAT32 * np.abs(own_sigmas)
-        kind = _timestep_kind(cfg)
+        kind = expect.timestep_kind(cfg)
         if kind is not None:  # σ recomputed from model timesteps (t(σ), or ¼·ln σ): their rounding too
             u32 = tolerances.U_FLOAT32
             table_rel = tolerances.sigma_relative(tolerances.alphas_cumprod_relative(expected.schedule(cfg).betas),
                                                   np.asarray(smp.alphas_cumprod, np.float64))
             rel = tolerances.chain_sigma_relative(kind, smp.timesteps, smp.alphas_cumprod, table_rel, u32)
-            tol = tol + np.concatenate([rel, [0.0]]) * np.abs(own_sigmas)
+            extra = np.zeros(own_sigmas.shape)  # (a model's σ that ignore the timesteps: none of theirs)
+            extra[:min(rel.size, extra.size - 1)] = rel[:extra.size - 1]
+            tol = tol + extra * np.abs(own_sigmas)
         if cfg.option("interpolation_type") == "log_linear" and expect is not ORACLE:
             # exp of a float32 linspace of log σ: its error 4u·max|log σ| (2 roundings of the ends, 2 of
             # the linspace) turns into a relative one
@@ -334,18 +330,20 @@ def check_starts_at_T(impl, cfg: SamplerConfig, record: Record | None = None, ex
     """The first model evaluation is at t = T-1 (trailing; linspace with S >= 2)."""
     smp = impl.build(cfg)
     T = cfg.num_train_timesteps
-    if _timestep_kind(cfg) == "continuous":  # c_noise of σ at t = T-1 (¼·ln σ_max), as model_timestep_abs bounds it
-        want = float(expect.timesteps(cfg)[0])
+    kind = expect.timestep_kind(cfg)
+    if kind is not None:  # model timesteps from σ: t of σ at t = T-1, within the bound derived from σ's
+        want = float(expect.timesteps(cfg)[0]) if (kind == "continuous" or expect is not ORACLE) else T - 1.0
         sig = float(expect.sigmas(cfg)[0])
-        tol = float(tolerances.model_timestep_abs("continuous", want, sig, 8 * tolerances.U_FLOAT32, None, None))
+        abar = expect.alphas_cumprod(cfg)
+        table_rel = tolerances.sigma_relative(_alphas_cumprod_rel(cfg, _schedule_u(impl)), expected.schedule(cfg).alphas_cumprod)
+        first = int(np.clip(round(float(expected.spacing_timesteps(cfg)[0])), 0, T - 1))
+        srel = float(np.nan_to_num(table_rel[first], posinf=0.0)) + 4 * tolerances.U_FLOAT32
+        tol = float(tolerances.model_timestep_abs(kind, want, sig, srel, abar, table_rel))
+        what = "¼·ln σ(T-1)" if kind == "continuous" else "t(σ_max) = T-1" if expect is ORACLE else "the model's t(σ_max)"
         assert abs(float(smp.timesteps[0]) - want) <= tol, \
-            f"first timestep {smp.timesteps[0]:.9g}, not ¼·ln σ(T-1) = {want:.9g} (tol {tol:.3g}). config: {cfg}"
+            f"first timestep {smp.timesteps[0]:.9g}, not {what} = {want:.9g} (tol {tol:.3g}). config: {cfg}"
         return
     want = T - 1 if expect is ORACLE else float(expect.timesteps(cfg)[0])
-    if _timestep_kind(cfg) == "converted" and expect is not ORACLE:  # a model's t(σ), stored in float32
-        assert abs(float(smp.timesteps[0]) - want) <= tolerances.U_FLOAT32 * abs(want), \
-            f"first timestep {smp.timesteps[0]:.9g}, not the model's {want:.9g}. config: {cfg}"
-        return
     assert float(smp.timesteps[0]) == want, \
         f"first timestep {smp.timesteps[0]:g}, not {'T-1 = ' if want == T - 1 else ''}{want:g}. config: {cfg}"
 

@@ -148,7 +148,30 @@ def _sigma_schedule_examples(sampler: str) -> list[SamplerConfig]:
             # log-linear σ start at σ(T-1) = 4096 whatever the timesteps (thorough: linspace S = 1 at zero SNR)
             SamplerConfig(sampler, beta_schedule="linear", beta_start=0.0078125, beta_end=0.03125, spacing="linspace",
                           num_inference_steps=1, prediction_type="epsilon",
-                          options=karras + (("interpolation_type", "log_linear"),))]
+                          options=karras + (("interpolation_type", "log_linear"),)),
+            # found by the thorough profile: Karras σ of a float32 ᾱ that underflowed (NaN σ and timesteps);
+            # continuous timesteps ignored for ε next to log-linear σ (S+2 σ, S timesteps), with churn;
+            # t(σ_max) at T = 2, where float32's ln σ table leaves it one float32 ulp below T-1
+            _underflow(sampler).with_options(use_karras_sigmas=True),
+            SamplerConfig(sampler, num_train_timesteps=2, beta_schedule="squaredcos_cap_v2", rescale=False,
+                          spacing="linspace", num_inference_steps=2, prediction_type="epsilon",
+                          options=(("interpolation_type", "log_linear"), ("s_churn", 1.0),
+                                   ("timestep_type", "continuous"))),
+            SamplerConfig(sampler, num_train_timesteps=2, beta_schedule="linear", beta_start=0.0078125,
+                          beta_end=0.03125, rescale=False, num_inference_steps=1, prediction_type="epsilon",
+                          options=karras)]
+
+
+def _sigma_loop_examples(sampler: str) -> list:
+    """A loop whose last converted σ and final σ_min coincide (linspace ends at t = 0) and round one
+    float32 ulp apart, upwards (thorough: T = 4, zero SNR, log-linear σ converted to Karras)."""
+    if sampler not in ("euler", "euler_ancestral"):
+        return []
+    cfg = SamplerConfig(sampler, num_train_timesteps=4, beta_schedule="linear", spacing="linspace",
+                        num_inference_steps=4, prediction_type="sample",
+                        options=(("final_sigmas_type", "sigma_min"), ("interpolation_type", "log_linear"),
+                                 ("use_karras_sigmas", True)))
+    return [(cfg, _ones(0.0), 1.0, _ones(0.0), 0)]
 
 
 def _silent_examples(sampler: str) -> list:
@@ -257,13 +280,14 @@ for _s in SAMPLERS:
         ("chaining", zst.sampler_configs(_s, max_S=30), [c for c in _edges if c.num_inference_steps <= 30]
          + [_underflow(_s)] + _sigma_schedule_examples(_s), _chaining),
         ("zero_snr", zst.sampler_configs(_s, rescale=True), _zero, _zero_snr),
-        ("starts_at_T", zst.sampler_configs(_s, spacing="trailing"), _zero, _starts_at_T),
+        ("starts_at_T", zst.sampler_configs(_s, spacing="trailing"),
+         _zero + [c for c in _sigma_schedule_examples(_s) if c.spacing == "trailing"], _starts_at_T),
         ("finite_at_T", step_cases(_s, rescale=True, spacing="trailing"),
          [(c.with_options(**({"eta": 1.0} if _s == "ddim" else {})), 0, _ones(), _ones(0.5), 0, None)
           for c in _zero] + _silent_examples(_s), _finite_at_T),
         ("loop", loop_cases(_s), [(c, _ones(0.2), 0.25, _ones(), 0) for c in _edges
-                                  if c.num_inference_steps <= 25 and not (c.rescale and c.prediction_type == "epsilon")],
-         _loop),
+                                  if c.num_inference_steps <= 25 and not (c.rescale and c.prediction_type == "epsilon")]
+         + _sigma_loop_examples(_s), _loop),
     ]
     for _prop, _strategy, _examples, _body in _tests:
         globals()[f"test_{_prop}_{_s}"] = _make(_prop, _s, _strategy, _examples, _body)
