@@ -1,19 +1,21 @@
 """Accuracy of the float64 oracle against mpmath: worst and median ULP error per quantity.
 
-Run from the repository root: ``python -m benchmarks.oracle_accuracy`` (prints a Markdown table;
-T ∈ {1000, 4000}, every schedule, rescaled and not, plus 2000 seeded random step levels and 2000
-seeded training levels ᾱ for SNR and the loss weights).
+Run from the repository root: ``python -m benchmarks.oracle_accuracy`` (prints Markdown tables:
+every schedule plain, rescaled (Algorithm 1) and rescaled with each terminal floor, at
+T ∈ {1000, 4000} and over the sweep T = 2…79, 97, 150, 333, 777; every schedule quantity
+(β, α, ᾱ, 1-ᾱ, SNR, log SNR, √ᾱ, √(1-ᾱ), Euler σ); 2000 seeded random step levels for the step
+coefficients and 2000 seeded training levels ᾱ for SNR and the loss weights), each with the worst
+ULP error, where it occurs, and the median.
 ``measure()`` returns the rows; ``main()`` prints them and returns the overall worst ULP error.
-A separate block (``measure_sigma_schedules()``, with its own worst-case line)
-measures the Karras / exponential / Beta σ, timestep_from_sigma, continuous_timesteps and
-dynamic_threshold.
-log SNR is left out: it is ill-conditioned near SNR = 1 and is bounded in absolute terms
-(properties/oracle/test_precision.py).
+A separate block (``measure_sigma_schedules()``, with its own worst-case line, kept out of
+``oracle_worst_ulp``) measures the Karras / exponential / Beta σ, timestep_from_sigma,
+continuous_timesteps and dynamic_threshold.
 """
 
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 
@@ -28,6 +30,8 @@ from properties.oracle.mp import (
 )
 from reference import (
     BETA_SCHEDULES,
+    COMFYUI_FLOOR,
+    DIFFUSERS_EULER_FLOOR,
     LOSS_WEIGHTINGS,
     PREDICTION_TYPES,
     ancestral_sigmas,
@@ -39,21 +43,46 @@ from reference import (
     snr,
 )
 
-SCHEDULE_QUANTITIES = ("betas", "alphas_cumprod", "one_minus_alphas_cumprod", "snr", "alpha",
-                       "sigma", "euler_sigma")
+SCHEDULE_QUANTITIES = ("betas", "alphas", "alphas_cumprod", "one_minus_alphas_cumprod", "snr", "log_snr",
+                       "alpha", "sigma", "euler_sigma")
+#: The headline T and the sweep of small and odd T (the precision tests' worst cases lie there).
+MAIN_TS = (1000, 4000)
+SWEEP_TS = tuple(range(2, 80)) + (97, 150, 333, 777)
+#: The terminal floors measured (on the rescaled schedules, at t = T-1: the only entry they change).
+FLOORS = {"floor 2⁻²⁴ (diffusers Euler)": DIFFUSERS_EULER_FLOOR, "floor ComfyUI": COMFYUI_FLOOR}
 
 
-def _schedule_errors(Ts=(1000, 4000)) -> dict:
-    out = {}
+def _where(Ts, ts) -> np.ndarray:
+    return np.array([f"T={T}, t={t}" for T, t in zip(Ts, ts)], dtype=object)
+
+
+def _schedule_errors(Ts) -> dict:
+    """(configuration, quantity) -> (ULP errors, where) over every schedule, plain, rescaled and
+    rescaled with each terminal floor (those at t = T-1 only), at every T of ``Ts``."""
+    out: dict = {}
+
+    def add(cfg, q, err, T, ts):
+        e, w = out.get((cfg, q), (np.empty(0), np.empty(0, dtype=object)))
+        out[(cfg, q)] = (np.concatenate([e, err]), np.concatenate([w, _where([T] * len(ts), ts)]))
+
     for name in BETA_SCHEDULES:
         for rescale in (False, True):
-            errs = {q: [] for q in SCHEDULE_QUANTITIES}
+            cfg = f"{name}{' +rescale' if rescale else ''}"
             for T in Ts:
                 sched, exact = make_schedule(name, T, rescale=rescale), mp_schedule(name, T, rescale=rescale)
                 for q in SCHEDULE_QUANTITIES:
-                    errs[q].append(ulp_error(getattr(sched, q), exact.split(q)))
-            for q in SCHEDULE_QUANTITIES:
-                out[(f"{name}{' +rescale' if rescale else ''}", q)] = np.concatenate(errs[q])
+                    add(cfg, q, ulp_error(getattr(sched, q), exact.split(q)), T, range(T))
+                if not rescale:
+                    continue
+                for label, floor in FLOORS.items():
+                    try:
+                        fl = make_schedule(name, T, rescale=True, terminal_floor=floor)
+                    except ValueError:  # the floor is not below ᾱ_(T-2) (T = 2, 3 for some schedules)
+                        continue
+                    fexact = mp_schedule(name, T, rescale=True, terminal_floor=floor)
+                    for q in SCHEDULE_QUANTITIES:
+                        add(f"{cfg} +{label}", q,
+                            ulp_error(getattr(fl, q)[-1:], [getattr(fexact, q)[-1]]), T, [T - 1])
     return out
 
 
@@ -82,8 +111,8 @@ def _step_errors(n: int = 2000, seed: int = 0) -> dict:
                           ("ddpm std fixed_large", ddpm_variance(a_t, a_p, "fixed_large"), m.std_fixed_large),
                           ("ddim eps coefficient", c_eps, me), ("ddim noise scale", s, ms),
                           ("ancestral sigma_down", down, md), ("ancestral sigma_up", up, mu)):
-            errs.setdefault(("steps", key), []).append(ulp_error(x, [y])[0])
-    return {k: np.array(v) for k, v in errs.items()}
+            errs.setdefault(("steps", key), []).append((ulp_error(x, [y])[0], f"ᾱ_t={a_t:.6g}, ᾱ_prev={a_p:.6g}, η={eta:.3g}"))
+    return {k: (np.array([e for e, _ in v]), np.array([w for _, w in v], dtype=object)) for k, v in errs.items()}
 
 
 def _training_errors(n: int = 2000, seed: int = 0) -> dict:
@@ -93,13 +122,17 @@ def _training_errors(n: int = 2000, seed: int = 0) -> dict:
     abar = np.concatenate([10.0 ** rng.uniform(-300, 0, n // 2), rng.uniform(0, 1, n // 4),
                            1.0 - 2.0 ** -rng.integers(1, 54, n - n // 2 - n // 4).astype(float), [0.0]])
     abar = np.minimum(abar, 1.0 - 2.0**-53)
-    errs = {("training", "snr"): ulp_error(snr(abar), [mp_snr(a) for a in abar])}
+    def where(a):
+        return np.array([f"ᾱ={x:.6g}" for x in a], dtype=object)
+
+    errs = {("training", "reference.snr"): (ulp_error(snr(abar), [mp_snr(a) for a in abar]), where(abar))}
     for weighting in LOSS_WEIGHTINGS:
         for p in PREDICTION_TYPES:
             a = abar[abar > 0] if p == "epsilon" else abar
             got = loss_weight(a, p, weighting)
-            errs[("training", f"{weighting} weight, {p} loss")] = ulp_error(
-                got, [mp_loss_weight(x, p, weighting, gamma={"min_snr": 5.0}.get(weighting, 1.0)) for x in a])
+            errs[("training", f"{weighting} weight, {p} loss")] = (ulp_error(
+                got, [mp_loss_weight(x, p, weighting, gamma={"min_snr": 5.0}.get(weighting, 1.0)) for x in a]),
+                where(a))
     return errs
 
 
@@ -214,10 +247,40 @@ def _threshold_errors(n: int = 300, seed: int = 0) -> dict:
     return {("thresholding", "dynamic_threshold"): np.concatenate(out)}
 
 
-def measure() -> list[tuple[str, str, float, float]]:
-    """Rows (configuration, quantity, worst ULP, median ULP)."""
-    errs = {**_schedule_errors(), **_step_errors(), **_training_errors()}
-    return [(cfg, q, float(np.max(e)), float(np.median(e))) for (cfg, q), e in errs.items()]
+#: The measurements: (section title, function returning {(configuration, quantity): (ULP errors,
+#: where)}). Add a row group by appending to this list.
+SECTIONS = [
+    (f"schedules, T ∈ {{{', '.join(map(str, MAIN_TS))}}}", lambda: _schedule_errors(MAIN_TS)),
+    (f"schedules, T = 2…79, {', '.join(map(str, SWEEP_TS[78:]))}", lambda: _schedule_errors(SWEEP_TS)),
+    ("sampler steps (2000 seeded levels)", _step_errors),
+    ("training (2000 seeded ᾱ)", _training_errors),
+]
+
+
+def measure() -> list[tuple[str, str, str, float, float, str]]:
+    """Rows (section, configuration, quantity, worst ULP, median ULP, where the worst is)."""
+    rows = []
+    for section, fn in SECTIONS:
+        for (cfg, q), (e, where) in fn().items():
+            i = int(np.argmax(e))
+            rows.append((section, cfg, q, float(e[i]), float(np.median(e)), str(where[i])))
+    return rows
+
+
+def _print_section(section: str, rows: list) -> None:
+    qs = list(dict.fromkeys(r[2] for r in rows))
+    print(f"\n### {section}\n")
+    if set(qs) <= set(SCHEDULE_QUANTITIES):  # a matrix: configuration × quantity, worst ULP
+        print("worst ULP per configuration (rows) and quantity (columns); the floor rows are t = T-1 only "
+              "(the rest is the rescaled row; a floor not below ᾱ_(T-2) is skipped); where: the last table\n")
+        print("| configuration | " + " | ".join(qs) + " |\n|---|" + "---|" * len(qs))
+        cell = {(r[1], r[2]): r[3] for r in rows}
+        for cfg in dict.fromkeys(r[1] for r in rows):
+            print(f"| {cfg} | " + " | ".join(f"{cell[(cfg, q)]:.2f}" for q in qs) + " |")
+        return
+    print("| configuration | quantity | worst ULP | where | median ULP |\n|---|---|---|---|---|")
+    for _, cfg, q, worst, median, where in rows:
+        print(f"| {cfg} | {q} | {worst:.2f} | {where} | {median:.2f} |")
 
 
 def measure_sigma_schedules() -> list[tuple[str, str, float, float]]:
@@ -238,19 +301,19 @@ def print_sigma_schedules() -> float:
 
 
 def main() -> float:
+    t0 = time.perf_counter()
     rows = measure()
-    print("| configuration (T = 1000 and 4000) | quantity | worst ULP | median ULP |")
-    print("|---|---|---|---|")
-    for cfg, q, worst, median in rows:
-        print(f"| {cfg} | {q} | {worst:.2f} | {median:.2f} |")
+    for section in dict.fromkeys(r[0] for r in rows):
+        _print_section(section, [r for r in rows if r[0] == section])
     per_q: dict = {}
-    for _, q, worst, _ in rows:
-        per_q[q] = max(per_q.get(q, 0.0), worst)
-    print("\n| quantity | worst ULP over all |\n|---|---|")
-    for q, worst in per_q.items():
-        print(f"| {q} | {worst:.2f} |")
-    overall = max(per_q.values())
-    print(f"\noverall worst: {overall:.2f} ULP")
+    for _, cfg, q, worst, _, where in rows:
+        if q not in per_q or worst > per_q[q][0]:
+            per_q[q] = (worst, f"{cfg}, {where}")
+    print("\n### worst per quantity, over everything above\n\n| quantity | worst ULP | where |\n|---|---|---|")
+    for q, (worst, where) in per_q.items():
+        print(f"| {q} | {worst:.2f} | {where} |")
+    overall = max(w for w, _ in per_q.values())
+    print(f"\noverall worst: {overall:.2f} ULP (measured in {time.perf_counter() - t0:.0f} s)")
     print(f"oracle_worst_ulp: {overall:.2f}")
     print_sigma_schedules()
     return overall

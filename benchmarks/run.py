@@ -22,7 +22,7 @@ from benchmarks._common import HEADLINE_RE, REPO, RESULTS, headline, machine_mar
 
 
 def oracle_accuracy(quick: bool) -> dict:
-    """Part 1: benchmarks/oracle_accuracy.py run as a script (same sweep in both modes, ~11 s):
+    """Part 1: benchmarks/oracle_accuracy.py run as a script (same sweep in both modes, ~40 s):
     its tables and its ``oracle_worst_ulp: value`` line."""
     cmd = [sys.executable, "-m", "benchmarks.oracle_accuracy"]
     proc = subprocess.run(cmd, cwd=REPO, check=False, capture_output=True, text=True)

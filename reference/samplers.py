@@ -18,7 +18,7 @@ import math
 
 import numpy as np
 
-from . import _checks
+from . import _checks, _dd
 from .parameterization import PREDICTION_TYPES, _inputs, _x0_and_eps
 
 #: smallest normal float64: below it (subnormal ᾱ) products lose digits, so some coefficients are
@@ -185,11 +185,7 @@ def ddpm_step(x_t, model_output, *, prediction_type, alpha_bar_t, alpha_bar_prev
         x0, _ = _x0_and_eps(x_t, out, prediction_type, alpha, sigma, _STEP_NAMES)
     x0 = _clip_or_threshold(x0, clip_sample, clip_sample_range, thresholding, dynamic_thresholding_ratio,
                             sample_max_value)
-    beta = (a_p - a_t) / a_p
-    c_x0 = math.sqrt(a_p) * beta / (1.0 - a_t)
-    # √ of the ratio rounds once less; for a subnormal ᾱ_t the ratio would lose digits, so √ first
-    ratio_root = math.sqrt(a_t / a_p) if a_t >= _TINY else math.sqrt(a_t) / math.sqrt(a_p)
-    c_xt = ratio_root * (1.0 - a_p) / (1.0 - a_t)
+    c_x0, c_xt = _dd.ddpm_mean_coefficients(a_t, a_p)
     std = ddpm_variance(a_t, a_p, variance_type, predicted_variance)
     with np.errstate(over="ignore", invalid="ignore"):
         res = c_x0 * x0 + c_xt * x_t + _noise_term(noise, std, x0.shape)
@@ -210,11 +206,14 @@ def ddim_noise_scale(alpha_bar_t, alpha_bar_prev, eta=0.0) -> tuple[float, float
     """
     a_t, a_p = _levels(alpha_bar_t, alpha_bar_prev)
     eta = _eta(eta)
+    dd = _dd.ddim_coefficients(a_t, a_p, eta)  # one rounding each; None for tiny levels
+    if dd is not None:
+        return dd
     s = eta * math.sqrt((1.0 - a_p) / (1.0 - a_t) * ((a_p - a_t) / a_p))
-    if a_t >= _TINY:
+    if a_t >= 2.0**-960:  # below, ᾱ_t·(1-ᾱ_prev) (1-ᾱ_prev >= 2⁻⁵³) can be subnormal and lose digits
         keep = (1.0 - eta) * (1.0 + eta) + eta * eta * (a_t * (1.0 - a_p)) / (a_p * (1.0 - a_t))
         return math.sqrt((1.0 - a_p) * keep), s
-    # subnormal ᾱ_t: √keep = hypot(√(1-η²), η·√ᾱ_t·√((1-ᾱ_prev)/(ᾱ_prev(1-ᾱ_t)))) forms no product of
+    # tiny or subnormal ᾱ_t: √keep = hypot(√(1-η²), η·√ᾱ_t·√((1-ᾱ_prev)/(ᾱ_prev(1-ᾱ_t)))) forms no product of
     # ᾱ_t, so it keeps its digits
     root_q = math.sqrt(a_t) * math.sqrt((1.0 - a_p) / (a_p * (1.0 - a_t)))
     if not math.isfinite(root_q):  # ᾱ_prev subnormal too: 1/ᾱ_prev overflows; q <= 1 all the same
@@ -346,7 +345,10 @@ def ancestral_sigmas(sigma, sigma_next, eta=1.0) -> tuple[float, float]:
     one_minus_q = 1.0 if math.isinf(sigma) else (sigma - sigma_next) / sigma
     keep = math.sqrt(one_minus_q * (1.0 + q))
     up = min(sigma_next, eta * sigma_next * keep)
-    down = sigma_next * math.sqrt((1.0 - eta) * (1.0 + eta) + eta * eta * q * q)
+    if eta * q >= 2.0**-500:
+        down = sigma_next * math.sqrt((1.0 - eta) * (1.0 + eta) + eta * eta * q * q)
+    else:  # η²q² would be subnormal and lose digits (11 ULP at σ ≈ 1e154): hypot squares nothing
+        down = sigma_next * math.hypot(math.sqrt((1.0 - eta) * (1.0 + eta)), eta * q)
     return down, up
 
 

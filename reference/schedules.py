@@ -8,6 +8,8 @@ rescaling (where ᾱ = 0).
 
 from __future__ import annotations
 
+import functools
+import itertools
 import math
 from dataclasses import dataclass, field
 
@@ -35,6 +37,23 @@ COSINE_OFFSET = 0.008
 DIFFUSERS_EULER_FLOOR = 2.0**-24
 #: ᾱ_T floor used by ComfyUI and A1111 (σ_T ≈ 4518.76).
 COMFYUI_FLOOR = 4.8973451890853435e-08
+
+
+#: The oracle's own error bound, in ULPs (np.spacing of the exact value), on every array of a
+#: :class:`Schedule` that :func:`make_schedule` builds -- β, α, ᾱ, 1-ᾱ, √ᾱ, √(1-ᾱ), SNR and
+#: Euler σ, plain, rescaled (Algorithm 1) and with a terminal floor -- against the exact value
+#: (mpmath, 60 digits) of the same float64 inputs, for the named schedules with their default
+#: β range or β in [1e-5, 0.05], T <= 4000 (what properties/oracle/test_precision.py draws; the
+#: derivation holds to T = 2**24). Each is a double-double rounded once: <= 0.5 ULP plus ε/u for
+#: the double-double's own relative error ε, which is <= ~2⁻⁶⁰ -- sines ~3e-20 each (_dd.sin),
+#: products T·2⁻¹⁰⁴, Algorithm 1's differences amplified by at most ~(ᾱ_i + ᾱ_j)/(ᾱ_i - ᾱ_j) <= 2/β
+#: on values already ~2⁻⁹⁰ -- so <= 0.51 ULP; the bound leaves room to ε = 2⁻⁵⁴. Measured worst
+#: (benchmarks/oracle_accuracy.py, T ∈ {1000, 4000} and T = 2…79, 97, 150, 333, 777): 0.54.
+#: Float64 implementations checked against the oracle add this to their own error budget.
+ORACLE_ULP_BOUND = 1.0
+#: The same for log SNR: log(hi) + lo/hi of the SNR's double-double, NumPy's log (<= 1 ULP)
+#: plus the final rounding (0.5) = 1.5, rounded up; measured worst 1.00.
+ORACLE_LOG_SNR_ULP_BOUND = 2.0
 
 
 # --- the running product ᾱ, in double-double ---------------------------------------------------
@@ -111,12 +130,18 @@ def _validate_schedule(s) -> None:
         t = int(np.argmax(bad))
         raise ValueError(f"betas and alphas_cumprod disagree: ᾱ_t must be ᾱ_(t-1)·(1 - β_t) (within "
                          f"2⁻³³·ᾱ_(t-1)); at t={t}: β={b[t]!r}, ᾱ={a[t]!r}, ᾱ_(t-1)={prev[t]!r}")
-    lo = s.alphas_cumprod_lo
-    if lo is not None:
-        lo = _checks.array("alphas_cumprod_lo", lo, ndim=1)
-        if lo.size != a.size:
-            raise ValueError(f"alphas_cumprod_lo must have the length of alphas_cumprod ({a.size}); got {lo.size}")
-        object.__setattr__(s, "alphas_cumprod_lo", lo)
+    for name, hi in (("alphas_cumprod_lo", a), ("one_minus_alphas_cumprod_lo", c)):
+        lo = getattr(s, name)
+        if lo is None:
+            continue
+        lo = _checks.array(name, lo, ndim=1)
+        if lo.size != hi.size:
+            raise ValueError(f"{name} must have the length of {name[:-3]} ({hi.size}); got {lo.size}")
+        if np.any(np.abs(lo) > np.spacing(hi)):
+            t = int(np.argmax(np.abs(lo) > np.spacing(hi)))
+            raise ValueError(f"{name} must be a low part, |lo| <= ulp({name[:-3]}); at t={t}: {lo[t]!r} "
+                             f"against {hi[t]!r}")
+        object.__setattr__(s, name, lo)
     if not isinstance(s.name, str):
         raise TypeError(f"name must be a string; got {type(s.name).__name__}")
 
@@ -135,7 +160,12 @@ class Schedule:
     β_t in (0, 1] and ᾱ_t in [0, 1), with β_t = 1 and ᾱ_t = 0 only at t = T-1 (zero terminal
     SNR; before it ᾱ would stay 0 and β be undefined); ᾱ non-increasing; ᾱ_t + (1 - ᾱ_t) = 1
     and ᾱ_{t-1}·(1 - β_t) = ᾱ_t to rounding (within 2⁻³³, :data:`CONSISTENCY_ULPS`);
-    ``alphas_cumprod_lo`` None or a finite array of the same length; ``name`` a string.
+    ``alphas_cumprod_lo`` and ``one_minus_alphas_cumprod_lo`` None or finite arrays of the same
+    length, each entry at most one ULP of its float; ``name`` a string.
+
+    The derived arrays (α, √ᾱ, σ, SNR, log SNR, Euler σ) are computed once, from ᾱ and 1 - ᾱ as
+    double-doubles (their low parts where known, else the floats taken as exact), and rounded
+    once; each property returns a fresh copy.
     """
 
     betas: np.ndarray
@@ -146,10 +176,15 @@ class Schedule:
     #: alphas_cumprod[t] + alphas_cumprod_lo[t]); None where ᾱ is taken as exact as given.
     #: Algorithm 1 uses it for the differences ᾱ_t - ᾱ_T, which cancel near t = T.
     alphas_cumprod_lo: np.ndarray | None = field(default=None, repr=False)
+    #: Low part of 1 - ᾱ likewise (exact 1 - ᾱ_t ≈ one_minus_alphas_cumprod[t] +
+    #: one_minus_alphas_cumprod_lo[t]); None: derived from ᾱ's double-double where
+    #: ``alphas_cumprod_lo`` is given, else 1 - ᾱ is taken as exact as given.
+    one_minus_alphas_cumprod_lo: np.ndarray | None = field(default=None, repr=False)
 
     def __post_init__(self):
         _validate_schedule(self)
-        for name in ("betas", "alphas_cumprod", "one_minus_alphas_cumprod", "alphas_cumprod_lo"):
+        for name in ("betas", "alphas_cumprod", "one_minus_alphas_cumprod", "alphas_cumprod_lo",
+                     "one_minus_alphas_cumprod_lo"):
             arr = getattr(self, name)
             if arr is not None:
                 arr.flags.writeable = False
@@ -170,10 +205,10 @@ class Schedule:
     @classmethod
     def _from_dd_betas(cls, beta_hi: np.ndarray, beta_lo: np.ndarray, name: str) -> Schedule:
         """The schedule of β = beta_hi + beta_lo (a double-double), ᾱ by a double-double product."""
-        hi, lo = _dd_cumprod(beta_hi, beta_lo)
-        alphas_cumprod = hi + lo
-        abar_lo = (hi - alphas_cumprod) + lo  # exact: alphas_cumprod is hi or its neighbour
-        return cls(beta_hi, alphas_cumprod, (1.0 - hi) - lo, name, abar_lo)
+        A = _dd_cumprod(beta_hi, beta_lo)
+        abar, abar_lo = _dd.split_round(A)
+        comp, comp_lo = _dd.split_round(_dd.sub(_dd.two_sum(1.0, -A[0]), (0.0, A[1])))
+        return cls(beta_hi, abar, comp, name, abar_lo, comp_lo)
 
     @classmethod
     def from_alphas_cumprod(cls, alphas_cumprod, name: str = "custom") -> Schedule:
@@ -199,46 +234,144 @@ class Schedule:
     def num_train_timesteps(self) -> int:
         return self.betas.size
 
+    def _pairs(self):
+        """ᾱ and 1 - ᾱ as double-doubles (see the field docs)."""
+        a, c = self.alphas_cumprod, self.one_minus_alphas_cumprod
+        a_lo = np.zeros_like(a) if self.alphas_cumprod_lo is None else self.alphas_cumprod_lo
+        if self.one_minus_alphas_cumprod_lo is not None:
+            c_lo = self.one_minus_alphas_cumprod_lo
+        elif self.alphas_cumprod_lo is not None:  # 1 - ᾱ = (1 - hi) - lo; c is its rounding
+            exact = _dd.sub(_dd.two_sum(1.0, -a), (0.0, a_lo))
+            c_lo = (exact[0] - c) + exact[1]
+            c_lo = np.where(np.abs(c_lo) <= np.spacing(c), c_lo, 0.0)  # else c is taken as given
+        else:
+            c_lo = np.zeros_like(c)
+        return (a, a_lo), (c, c_lo)
+
+    def _derived(self, key: str) -> np.ndarray:
+        cache = self.__dict__.setdefault("_derived_cache", {})
+        if key not in cache:
+            out = _DERIVED[key](self)
+            out.flags.writeable = False
+            cache[key] = out
+        return cache[key].copy()
+
     @property
     def alphas(self) -> np.ndarray:
-        """Per-step α_t = 1 - β_t (diffusers' ``alphas``)."""
-        return 1.0 - self.betas
+        """Per-step α_t = 1 - β_t (diffusers' ``alphas``), as ᾱ_t/ᾱ_{t-1} where ᾱ is a double-double
+        (1 - β cancels where β is near 1)."""
+        return self._derived("alphas")
 
     @property
     def alpha(self) -> np.ndarray:
         """Signal scale √ᾱ_t."""
-        return np.sqrt(self.alphas_cumprod)
+        return self._derived("alpha")
 
     @property
     def sigma(self) -> np.ndarray:
         """Noise scale √(1 - ᾱ_t) of the variance-preserving process."""
-        return np.sqrt(self.one_minus_alphas_cumprod)
+        return self._derived("sigma")
 
     @property
     def snr(self) -> np.ndarray:
         """SNR(t) = ᾱ_t / (1 - ᾱ_t); exactly 0 where ᾱ_t = 0."""
-        return self.alphas_cumprod / self.one_minus_alphas_cumprod
+        return self._derived("snr")
 
     @property
     def log_snr(self) -> np.ndarray:
         """log SNR(t); exactly -inf where SNR is 0."""
-        with np.errstate(divide="ignore"):
-            return np.log(self.alphas_cumprod) - np.log(self.one_minus_alphas_cumprod)
+        return self._derived("log_snr")
 
     @property
     def euler_sigma(self) -> np.ndarray:
         """The variance-exploding σ_t = √((1 - ᾱ_t)/ᾱ_t) of Karras/k-diffusion; +inf where SNR is 0."""
-        with np.errstate(divide="ignore", over="ignore"):
-            sig = np.sqrt(self.one_minus_alphas_cumprod / self.alphas_cumprod)
-        # a subnormal ᾱ: the quotient overflows although σ is finite; take the roots first there
-        tiny = np.isinf(sig) & (self.alphas_cumprod > 0)
-        if tiny.any():
-            sig[tiny] = np.sqrt(self.one_minus_alphas_cumprod[tiny]) / np.sqrt(self.alphas_cumprod[tiny])
-        return sig
+        return self._derived("euler_sigma")
 
     @property
     def terminal_snr(self) -> float:
         return float(self.snr[-1])
+
+
+# Double-double arithmetic is exact-ish only away from the ends of the float64 range (Dekker's
+# split overflows above 2⁹⁹⁶, low parts underflow below ~2⁻⁹⁶⁹): where ᾱ or 1 - ᾱ is below
+# _DD_SAFE the derived arrays are the plain float64 formulas (one or two roundings).
+_DD_SAFE = 2.0**-900
+
+
+def _safe(x):
+    return np.where(x >= _DD_SAFE, x, 1.0)
+
+
+def _alphas(s: Schedule) -> np.ndarray:
+    plain = 1.0 - s.betas
+    if s.alphas_cumprod_lo is None:
+        return plain
+    A, _ = s._pairs()
+    prev = (np.concatenate([[1.0], A[0][:-1]]), np.concatenate([[0.0], A[1][:-1]]))
+    ok = (prev[0] >= _DD_SAFE) & (A[0] >= _DD_SAFE)
+    q = _dd.to_float(_dd.div((np.where(ok, A[0], 1.0), np.where(ok, A[1], 0.0)),
+                             (np.where(ok, prev[0], 1.0), np.where(ok, prev[1], 0.0))))
+    return np.where(ok, q, plain)
+
+
+def _sqrt_of(pair) -> np.ndarray:
+    ok = pair[0] >= _DD_SAFE
+    dd = _dd.to_float(_dd.sqrt_dd((_safe(pair[0]), np.where(ok, pair[1], 0.0))))
+    return np.where(ok, dd, np.sqrt(pair[0]))
+
+
+def _quotient(num, den):
+    """num/den of two double-doubles, rounded once; the float quotient where either is tiny."""
+    ok = (num[0] >= _DD_SAFE) & (den[0] >= _DD_SAFE)
+    q = _dd.div((np.where(ok, num[0], 1.0), np.where(ok, num[1], 0.0)),
+                (np.where(ok, den[0], 1.0), np.where(ok, den[1], 0.0)))
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+        plain = num[0] / den[0]
+    return np.where(ok, q[0], plain), np.where(ok, q[1], 0.0)
+
+
+def _snr_dd(s: Schedule):
+    """SNR as a double-double, computed once per schedule (for snr and log_snr)."""
+    cache = s.__dict__.setdefault("_derived_cache", {})
+    if "snr_dd" not in cache:
+        cache["snr_dd"] = _quotient(*s._pairs())
+    return cache["snr_dd"]
+
+
+def _snr(s: Schedule) -> np.ndarray:
+    return _dd.to_float(_snr_dd(s))
+
+
+def _log_snr(s: Schedule) -> np.ndarray:
+    # log(hi + lo) = log(hi) + lo/hi to 2⁻¹⁰⁶: np.log's own error plus one rounding
+    hi, lo = _snr_dd(s)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(hi > 0, np.log(hi) + lo / np.where(hi > 0, hi, 1.0), -np.inf)
+
+
+def _euler_sigma(s: Schedule) -> np.ndarray:
+    A, C = s._pairs()
+    ok = (A[0] >= _DD_SAFE) & (C[0] >= _DD_SAFE)
+    q = _dd.div((np.where(ok, C[0], 1.0), np.where(ok, C[1], 0.0)),
+                (np.where(ok, A[0], 1.0), np.where(ok, A[1], 0.0)))
+    dd = _dd.to_float(_dd.sqrt_dd(q))
+    with np.errstate(divide="ignore", over="ignore"):
+        sig = np.sqrt(C[0] / A[0])
+        # a subnormal ᾱ: the quotient overflows although σ is finite; take the roots first there
+        tiny = np.isinf(sig) & (A[0] > 0)
+        if tiny.any():
+            sig[tiny] = np.sqrt(C[0][tiny]) / np.sqrt(A[0][tiny])
+    return np.where(ok, dd, sig)
+
+
+_DERIVED = {
+    "alphas": _alphas,
+    "alpha": lambda s: _sqrt_of(s._pairs()[0]),
+    "sigma": lambda s: _sqrt_of(s._pairs()[1]),
+    "snr": _snr,
+    "log_snr": _log_snr,
+    "euler_sigma": _euler_sigma,
+}
 
 
 # --- beta schedules -----------------------------------------------------------------------------
@@ -259,56 +392,58 @@ def _cosine_angles(T: int):
     return a, b, c, g
 
 
-def _sin(x):
-    """sin of a double-double angle in [0, π/2], as a double-double: sin(x_hi) + cos(x_hi)·x_lo
-    (the float sin's own ~0.5 ULP remains)."""
-    return _dd.fast_two_sum(np.sin(x[0]), np.cos(x[0]) * x[1])
-
-
-def _sin_near_pi(x, pi_minus_x):
-    """sin x for x in [0, π], given x and π - x (double-doubles) each to full relative precision:
-    sin is ill-conditioned near π, so use sin(π - x) there (both arguments stay in [0, π/2])."""
-    direct, mirrored = _sin(x), _sin(pi_minus_x)
-    use = x[0] <= math.pi / 2
-    return np.where(use, direct[0], mirrored[0]), np.where(use, direct[1], mirrored[1])
-
-
+@functools.lru_cache(maxsize=64)
 def _cosine(T: int, clip: bool, name: str) -> Schedule:
+    # cached: a Schedule is immutable, and the double-double sines make a cold build ~1-4 ms
     # Improved DDPM: ᾱ_t = f(t)/f(0), β_t = 1 - ᾱ_t/ᾱ_{t-1}. Written with sines so that ᾱ_T = 0
     # exactly, and with sin² p - sin² a = sin(p-a) sin(p+a) so that β and 1 - ᾱ do not cancel.
     # Near t = 0 the angles p + a and c + a approach π - 2g ≈ 3.09, where sin loses
     # π·eps/sin(2g) ≈ 2⁷ ULP; there sin(π - x) is used, π - x = 2g + (c-p) + (c-a), a sum.
-    # Angles are double-doubles (a float angle's rounding costs up to ~1.5 ULP per sine) and the
-    # products are rounded once, so each output carries about the sines' own 0.5 ULP each.
+    # Angles and sines are double-doubles (_dd.sin, ~3e-20 relative) and each output is rounded
+    # once, so β, ᾱ and 1 - ᾱ are within ~0.5 ULP; ᾱ and 1 - ᾱ keep their low parts.
     a, b, c, g = _cosine_angles(T)
     prev = (np.concatenate([[c[0]], a[0][:-1]]), np.concatenate([[c[1]], a[1][:-1]]))  # angle of t-1
     bprev = (np.concatenate([[0.0], b[0][:-1]]), np.concatenate([[0.0], b[1][:-1]]))  # c - prev
     two_g = _dd.add(g, g)
-    sin_c = _sin(c)
-    sin_c2 = _dd.mul(sin_c, sin_c)
     step = _dd.div(c, _dd.const(float(T)))
-    sin_prev = _sin(prev)
-    sin_pa = _sin_near_pi(_dd.add(prev, a), _dd.add(two_g, _dd.add(bprev, b)))
+    # one call of _dd.sin for all the angles: sin c, sin(c/T), sin a, sin b, sin(prev + a),
+    # sin(c + a); sin prev is sin c followed by sin a shifted
+    pa = _dd.add(prev, a)
+    pa_m = _dd.add(two_g, _dd.add(bprev, b))
+    ca = _dd.add(c, a)
+    ca_m = _dd.add(two_g, b)
+    use_pa, use_ca = pa[0] <= math.pi / 2, ca[0] <= math.pi / 2
+    parts = [(np.atleast_1d(c[0]), np.atleast_1d(c[1])), (np.atleast_1d(step[0]), np.atleast_1d(step[1])),
+             a, b, (np.where(use_pa, pa[0], pa_m[0]), np.where(use_pa, pa[1], pa_m[1])),
+             (np.where(use_ca, ca[0], ca_m[0]), np.where(use_ca, ca[1], ca_m[1]))]
+    sines = _dd.sin((np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])))
+    cut = np.cumsum([0] + [p[0].size for p in parts])
+    sin_c, sin_step, sin_a, sin_b, sin_pa, sin_ca = (
+        (sines[0][i:j], sines[1][i:j]) for i, j in itertools.pairwise(cut))
+    sin_prev = (np.concatenate([sin_c[0], sin_a[0][:-1]]), np.concatenate([sin_c[1], sin_a[1][:-1]]))
+    sin_c2 = _dd.mul(sin_c, sin_c)
     with np.errstate(divide="ignore", invalid="ignore"):  # sin(prev) = 0 never: prev >= c/T
-        betas = _dd.to_float(_dd.div(_dd.mul(_sin(step), sin_pa), _dd.mul(sin_prev, sin_prev)))
-    q = _dd.div(_sin(a), sin_c)
-    abar = _dd.to_float(_dd.mul(q, q))
-    sin_ca = _sin_near_pi(_dd.add(c, a), _dd.add(two_g, b))
-    one_minus = _dd.to_float(_dd.div(_dd.mul(_sin(b), sin_ca), sin_c2))
+        betas = _dd.to_float(_dd.div(_dd.mul(sin_step, sin_pa), _dd.mul(sin_prev, sin_prev)))
+    q = _dd.div(sin_a, sin_c)
+    abar, abar_lo = _dd.split_round(_dd.mul(q, q))
+    one_minus, one_minus_lo = _dd.split_round(_dd.div(_dd.mul(sin_b, sin_ca), sin_c2))
     betas[-1] = 1.0  # f(1) = 0 exactly
+    abar[-1] = abar_lo[-1] = one_minus_lo[-1] = 0.0
+    one_minus[-1] = 1.0
     if clip:
         clipped = betas > COSINE_MAX_BETA  # β_t rises with t, so the clipped steps are a suffix
         if clipped.any():
             k = int(np.argmax(clipped))
-            head = abar[k - 1] if k > 0 else 1.0
-            head_c = one_minus[k - 1] if k > 0 else 0.0
+            head = (abar[k - 1], abar_lo[k - 1]) if k > 0 else (1.0, 0.0)
+            head_c = (one_minus[k - 1], one_minus_lo[k - 1]) if k > 0 else (0.0, 0.0)
             betas[k:] = COSINE_MAX_BETA
-            n = np.arange(1, T - k + 1)
-            keep = (1.0 - COSINE_MAX_BETA) ** n  # 1 - 0.999 is exact (Sterbenz)
-            abar[k:] = head * keep
+            # keep_n = (1 - 0.999)^n as a double-double running product (1 - 0.999 is exact, Sterbenz)
+            keep = _dd_cumprod(np.full(T - k, COSINE_MAX_BETA), np.zeros(T - k))
+            abar[k:], abar_lo[k:] = _dd.split_round(_dd.mul(head, keep))
             # 1 - head·keep = (1 - head) + head·(1 - keep), both terms >= 0
-            one_minus[k:] = head_c + head * -np.expm1(n * math.log1p(-COSINE_MAX_BETA))
-    return Schedule(betas, abar, one_minus, name)
+            one_minus_keep = _dd.sub(_dd.two_sum(1.0, -keep[0]), (0.0, keep[1]))
+            one_minus[k:], one_minus_lo[k:] = _dd.split_round(_dd.add(head_c, _dd.mul(head, one_minus_keep)))
+    return Schedule(betas, abar, one_minus, name, abar_lo, one_minus_lo)
 
 
 def _dd_betas(name: str, T: int, start: float, end: float) -> tuple[np.ndarray, np.ndarray]:
@@ -327,8 +462,21 @@ def _dd_betas(name: str, T: int, start: float, end: float) -> tuple[np.ndarray, 
         return _dd.mul(root, root)
     # sigmoid: (β_end - β_start)/(1 + exp(-x)) + β_start, x = linspace(-6, 6, T)
     x = np.linspace(-6.0, 6.0, T)
-    den = _dd.two_sum(1.0, np.exp(-x))
+    e = _dd.exp(-x)  # double-double: np.exp's own ~0.5 ULP would otherwise remain in every β
+    den = _dd.add(_dd.const(1.0), e)
     return _dd.add(_dd.const(start), _dd.div(_dd.two_sum(end, -start), den))
+
+
+@functools.lru_cache(maxsize=64)
+def _ranged(name: str, T: int, start: float, end: float) -> Schedule:
+    # cached like _cosine (an immutable result; errors are not cached)
+    hi, lo = _dd_betas(name, T, start, end)
+    try:
+        _checks.in_range("betas", hi, 0.0, 1.0, low_open=True)  # e.g. a subnormal β_end squared
+        return Schedule._from_dd_betas(hi, lo, name)
+    except ValueError as exc:  # β = 0, β = 1 or ᾱ underflowing to 0 before t = T-1
+        raise ValueError(f"beta_start={start}, beta_end={end} with num_train_timesteps={T} give no valid "
+                         f"schedule: {exc}") from None
 
 
 def make_betas(name: str, num_train_timesteps: int = 1000, beta_start: float | None = None,
@@ -381,13 +529,7 @@ def make_schedule(
         end = end if beta_end is None else beta_end
         start = _checks.real("beta_start", start, 0.0, 1.0, low_open=True)
         end = _checks.real("beta_end", end, 0.0, 1.0, low_open=True)
-        hi, lo = _dd_betas(name, T, start, end)
-        try:
-            _checks.in_range("betas", hi, 0.0, 1.0, low_open=True)  # e.g. a subnormal β_end squared
-            sched = Schedule._from_dd_betas(hi, lo, name)
-        except ValueError as exc:  # β = 0, β = 1 or ᾱ underflowing to 0 before t = T-1
-            raise ValueError(f"beta_start={start}, beta_end={end} with num_train_timesteps={T} give no valid "
-                             f"schedule: {exc}") from None
+        sched = _ranged(name, T, start, end)
     if rescale:
         try:
             sched = rescale_zero_terminal_snr(sched)
@@ -415,12 +557,11 @@ def rescale_zero_terminal_snr(schedule: Schedule) -> Schedule:
         raise ValueError("rescaling needs a schedule with T >= 2: with T = 1 the first and last step coincide")
     if abar[-1] == 0.0 and abar[0] > 0.0:
         # Already zero terminal SNR: s' = (s - 0)·s_1/(s_1 - 0) = s, Algorithm 1 is the identity.
-        return Schedule(schedule.betas, abar, comp, f"{schedule.name}+zero_snr", schedule.alphas_cumprod_lo)
+        return Schedule(schedule.betas, abar, comp, f"{schedule.name}+zero_snr", schedule.alphas_cumprod_lo,
+                        schedule.one_minus_alphas_cumprod_lo)
     lo = schedule.alphas_cumprod_lo
-    # ᾱ and 1 - ᾱ as double-doubles: to ~106 bits where ᾱ was built that way, else as given.
-    A = (abar, np.zeros_like(abar) if lo is None else lo)
-    C = _dd.sub(_dd.two_sum(1.0, -abar), (np.zeros_like(abar), A[1])) if lo is not None \
-        else _dd.const(comp)
+    # ᾱ and 1 - ᾱ as double-doubles: to ~106 bits where they were built that way, else as given.
+    A, C = schedule._pairs()
 
     def diff(i, j):
         """ᾱ_i - ᾱ_j (i <= j), from whichever of ᾱ and 1 - ᾱ is the smaller: the float difference
@@ -455,10 +596,11 @@ def rescale_zero_terminal_snr(schedule: Schedule) -> Schedule:
         raise ValueError("cannot rescale the schedule: √ᾱ is constant over it")
     R = over(d_last, span)
     A0, C0 = _dd.take(A, [0]), _dd.take(C, [0])
-    new_abar = _dd.to_float(_dd.mul(A0, _dd.mul(R, R)))
+    new_abar, new_abar_lo = _dd.split_round(_dd.mul(A0, _dd.mul(R, R)))
     # 1 - ᾱ' = (1 - ᾱ_1) + ᾱ_1 (1 - r)(1 + r), 1 - r = (s_1 - s_t)/span
     one_minus_r = over(over(diff(np.zeros_like(every), every), _dd.add(S_first, S)), span)
-    new_comp = _dd.to_float(_dd.add(C0, _dd.mul(A0, _dd.mul(one_minus_r, _dd.add(_dd.const(1.0), R)))))
+    new_comp, new_comp_lo = _dd.split_round(
+        _dd.add(C0, _dd.mul(A0, _dd.mul(one_minus_r, _dd.add(_dd.const(1.0), R)))))
     # β'_t = 1 - (r_t/r_{t-1})² = (r_{t-1} - r_t)(r_{t-1} + r_t)/r_{t-1}²,
     # r_{t-1} - r_t = (s_{t-1} - s_t)/span = (ᾱ_{t-1} - ᾱ_t)/((s_{t-1} + s_t)·span).
     R_prev, R_this = _dd.take(R, every[:-1]), _dd.take(R, every[1:])
@@ -468,13 +610,14 @@ def rescale_zero_terminal_snr(schedule: Schedule) -> Schedule:
     betas[0] = comp[0]
     betas[1:] = _dd.to_float(over(_dd.mul(dr, _dd.add(R_prev, R_this)), _dd.mul(R_prev, R_prev)))
     betas[-1] = 1.0
-    new_abar[0], new_abar[-1] = abar[0], 0.0
-    new_comp[0], new_comp[-1] = comp[0], 1.0
+    (new_abar[0], new_abar_lo[0]), (new_abar[-1], new_abar_lo[-1]) = (A[0][0], A[1][0]), (0.0, 0.0)
+    (new_comp[0], new_comp_lo[0]), (new_comp[-1], new_comp_lo[-1]) = (C[0][0], C[1][0]), (1.0, 0.0)
     # 1 - ᾱ' < 1 exactly; its rounding can reach 1 + 2⁻⁵² where ᾱ' < u (seen on the σ route,
     # linear T = 4000): the nearest float64 <= 1 is 1
-    np.minimum(new_comp, 1.0, out=new_comp)
+    over_one = (new_comp > 1.0) | ((new_comp == 1.0) & (new_comp_lo > 0))
+    new_comp[over_one], new_comp_lo[over_one] = 1.0, 0.0
     try:
-        return Schedule(betas, new_abar, new_comp, f"{schedule.name}+zero_snr")
+        return Schedule(betas, new_abar, new_comp, f"{schedule.name}+zero_snr", new_abar_lo, new_comp_lo)
     except ValueError as exc:  # e.g. ᾱ' underflowing to 0 before t = T-1 for a nearly constant ᾱ
         raise ValueError(f"the rescaled schedule is not representable in float64: {exc}") from None
 
@@ -535,13 +678,16 @@ def _floored(schedule: Schedule, alpha_bar_T, name: str) -> Schedule:
     floor = _checks.real(name, alpha_bar_T, 0.0, 1.0, low_open=True)
     if floor == 1.0:
         raise ValueError(f"{name} must be < 1: ᾱ_T = 1 would mean no noise at t = T-1")
-    abar = schedule.alphas_cumprod.copy()
-    comp = schedule.one_minus_alphas_cumprod.copy()
+    A, C = schedule._pairs()
+    abar, abar_lo, comp, comp_lo = A[0].copy(), A[1].copy(), C[0].copy(), C[1].copy()
     betas = schedule.betas.copy()
     if schedule.num_train_timesteps > 1 and floor >= abar[-2]:
         raise ValueError(f"{name}={floor} must be below ᾱ at t=T-2 ({abar[-2]}) of the schedule: ᾱ must fall "
                          f"(β_T > 0)")
-    abar[-1], comp[-1] = floor, 1.0 - floor
-    prev = abar[-2] if schedule.num_train_timesteps > 1 else 1.0
-    betas[-1] = (prev - floor) / prev
-    return Schedule(betas, abar, comp, f"{schedule.name}+floor({floor:.6g})")
+    abar[-1], abar_lo[-1] = floor, 0.0
+    comp[-1], comp_lo[-1] = _dd.split_round(_dd.two_sum(1.0, -floor))  # 1 - floor, exact as a pair
+    prev = (abar[-2], abar_lo[-2]) if schedule.num_train_timesteps > 1 else (1.0, 0.0)
+    # β_T = (ᾱ_(T-1) - floor)/ᾱ_(T-1) from ᾱ_(T-1)'s double-double, rounded once
+    betas[-1] = _dd.to_float(_dd.div(_dd.sub(prev, (floor, 0.0)), prev)) if prev[0] >= _DD_SAFE \
+        else (prev[0] - floor) / prev[0]
+    return Schedule(betas, abar, comp, f"{schedule.name}+floor({floor:.6g})", abar_lo, comp_lo)

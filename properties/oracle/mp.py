@@ -66,6 +66,11 @@ class MpSchedule:
         return cache[quantity]
 
     @cached_property
+    def alphas(self) -> list:
+        """α = 1 - β (per step)."""
+        return [1 - b for b in self.betas]
+
+    @cached_property
     def snr(self) -> list:
         """ᾱ/(1 - ᾱ)."""
         return [a / c for a, c in zip(self.alphas_cumprod, self.one_minus_alphas_cumprod)]
@@ -143,10 +148,20 @@ def _rescale(sched: MpSchedule) -> MpSchedule:
     return MpSchedule(tuple(betas), tuple(abar), tuple(1 - a for a in abar))
 
 
+def _floor(sched: MpSchedule, floor: float) -> MpSchedule:
+    """ᾱ_T replaced by the (exact float) floor: 1 - ᾱ_T = 1 - floor, β_T = 1 - floor/ᾱ_(T-1)."""
+    f = _exact(floor)
+    prev = sched.alphas_cumprod[-2] if len(sched.betas) > 1 else mpf(1)
+    return MpSchedule(sched.betas[:-1] + (1 - f / prev,), sched.alphas_cumprod[:-1] + (f,),
+                      sched.one_minus_alphas_cumprod[:-1] + (1 - f,))
+
+
 @functools.lru_cache(maxsize=256)
 def mp_schedule(name: str, T: int, beta_start: float | None = None, beta_end: float | None = None,
-                rescale: bool = False) -> MpSchedule:
+                rescale: bool = False, terminal_floor: float | None = None) -> MpSchedule:
     """The exact schedule (to DPS digits) of reference.make_schedule's arguments."""
+    if terminal_floor is not None:
+        return _floor(mp_schedule(name, T, beta_start, beta_end, rescale), terminal_floor)
     T = int(T)
     if T < 1:
         raise ValueError(f"T must be >= 1; got {T}")

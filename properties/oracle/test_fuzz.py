@@ -200,7 +200,8 @@ INVARIANTS = {
 def _leaves(result, path="result"):
     """(path, array) of every number in a result; callables are not numbers."""
     if isinstance(result, reference.Schedule):
-        for f in ("betas", "alphas_cumprod", "one_minus_alphas_cumprod", "alphas_cumprod_lo"):
+        for f in ("betas", "alphas_cumprod", "one_minus_alphas_cumprod", "alphas_cumprod_lo",
+                  "one_minus_alphas_cumprod_lo"):
             if getattr(result, f) is not None:
                 yield f"{path}.{f}", getattr(result, f)
     elif isinstance(result, (tuple, list)):

@@ -1,6 +1,7 @@
 """Noise schedules, Algorithm 1 (zero terminal SNR), terminal floors and the paper's Table 1."""
 
 import math
+from fractions import Fraction
 
 import numpy as np
 from hypothesis import example, given
@@ -124,7 +125,8 @@ def test_terminal_floor(cfg, floor):
     s = make_schedule(cfg.name, cfg.num_train_timesteps, cfg.beta_start, cfg.beta_end, rescale=True,
                       terminal_floor=floor)
     assert s.alphas_cumprod[-1] == floor
-    assert s.snr[-1] == floor / (1.0 - floor)  # 1 - floor is formed once, the ratio rounds once
+    # 1 - floor is kept exact (a double-double) and the ratio rounds once: correctly rounded
+    assert s.snr[-1] == float(Fraction(floor) / (1 - Fraction(floor)))
     assert np.isfinite(s.euler_sigma[-1])
     assert_array_equal(s.alphas_cumprod[:-1], zero.alphas_cumprod[:-1])
 
