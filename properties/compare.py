@@ -24,6 +24,18 @@ class Record:
         self.worst_point: dict | None = None
         #: the last failing check call: {"call", "error", "worst_point"} (properties.report.recording)
         self.failure: dict | None = None
+        #: per-configuration support: examples the implementation ran, and the first refusal's reason
+        self.supported = 0
+        self.refused = 0
+        self.unsupported: str | None = None
+
+    def unsupported_everywhere(self, what: str = "") -> str | None:
+        """The skip reason when none of the configurations drawn for a property was supported
+        (support is probed per configuration); None when some ran, or none was refused."""
+        if self.supported or self.unsupported is None:
+            return None
+        return f"the implementation supports none of the drawn {what + ' ' if what else ''}configurations: " \
+            f"{self.unsupported}"
 
     def error(self, value: float):
         if np.isfinite(value):

@@ -133,6 +133,8 @@ def step(cfg: SamplerConfig, levels, x, model_output, z, predicted_variance=None
     (σ, σ_next) of the variance-exploding state for Euler/Euler ancestral."""
     p = cfg.prediction_type
     lo, hi = levels
+    if cfg.sampler in VE_SAMPLERS and math.isinf(lo):
+        return step_from_infinity(cfg, hi, x, model_output, z)
     if cfg.sampler == "ddpm":
         return ref.ddpm_step(x, model_output, prediction_type=p, alpha_bar_t=lo, alpha_bar_prev=hi, noise=z,
                              variance_type=cfg.option("variance_type", "fixed_small"),
@@ -149,6 +151,23 @@ def step(cfg: SamplerConfig, levels, x, model_output, z, predicted_variance=None
         return ref.euler_step(xh, model_output, prediction_type=p, sigma=sig, sigma_next=hi)
     return ref.euler_ancestral_step(x, model_output, prediction_type=p, sigma=lo, sigma_next=hi,
                                     eta=cfg.option("eta", 1.0), noise=z)
+
+
+def step_from_infinity(cfg: SamplerConfig, sigma_next: float, x, model_output, z) -> np.ndarray:
+    """The Euler-family step from σ = inf to σ_next, from the state's finite form there (the VP
+    x_t, properties/contract.py), as the VE state at σ_next: the limit σ -> inf of the update,
+    which is reference.loop.step_map's -- DDIM with η = 0 after the churn's limit
+    (reference.samplers.euler_churn_vp) for Euler, DDIM with η for Euler ancestral -- times
+    √(σ_next² + 1)."""
+    a_next = float(ref.alpha_bars_from_sigmas(np.array([sigma_next]))[0])
+    x = np.asarray(x, np.float64)
+    a_hat, eta = 0.0, cfg.option("eta", 1.0) if cfg.sampler == "euler_ancestral" else 0.0
+    if cfg.sampler == "euler":
+        churn = {k: cfg.option(k) for k in ("s_churn", "s_tmin", "s_tmax", "s_noise") if cfg.option(k) is not None}
+        x, a_hat = ref.samplers.euler_churn_vp(x, 0.0, num_inference_steps=cfg.num_inference_steps, noise=z, **churn)
+    vp = ref.ddim_step(x, model_output, prediction_type=cfg.prediction_type, alpha_bar_t=a_hat,
+                       alpha_bar_prev=a_next, eta=eta, noise=z)
+    return vp * ref.samplers.ve_scale(sigma_next)
 
 
 def _conversion(prediction_type, a_t):

@@ -7,7 +7,7 @@ failure of the example it happened in, never a hung or crashed run.
   the same sampler fail at once with the same error, so one hanging sampler costs one time limit,
   and the run completes with its report. (A hang inside one C call is interrupted when it returns
   to Python.)
-- **Contract checks**: what ``build``, ``step``, ``model_input``, ``guidance_rescale`` and
+- **Contract checks**: what ``build``, ``step``, ``model_input``, ``sample``, ``guidance_rescale`` and
   ``quantize`` return is checked for type and shape; a violation is a :class:`ContractError`
   naming the method (a TypeError, so no declared deviation can excuse it).
 - **Warnings** raised inside the implementation's own calls are captured there: deprecation
@@ -25,7 +25,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from .contract import Unsupported
+from .contract import STATES, Unsupported, is_loop_level
 
 DEFAULT_TIMEOUT = 60.0
 
@@ -119,14 +119,21 @@ class GuardedSampler:
     def __init__(self, guard, sampler, key: str, label: str):
         self._guard, self._sampler, self._key, self._label = guard, sampler, key, label
         method = f"{label}.build(...)"
-        for name in ("step", "model_input"):
-            if not callable(getattr(sampler, name, None)):
-                raise ContractError(f"{method} returned a sampler without a {name}() method")
+        #: loop-level (it has sample(), properties/contract.py) or step-level (step and model_input)
+        self.loop_level = is_loop_level(sampler)
+        if not self.loop_level:
+            for name in ("step", "model_input"):
+                if not callable(getattr(sampler, name, None)):
+                    raise ContractError(f"{method} returned a sampler with neither a sample() method (loop "
+                                        f"level) nor a {name}() method (step level)")
         _vector(sampler, "timesteps", method, optional=False)
         _vector(sampler, "alphas_cumprod", method, optional=True)
         _vector(sampler, "sigmas", method, optional=True)
-        if getattr(sampler, "state", "vp") not in ("vp", "ve"):
-            raise ContractError(f"{method} returned a sampler whose state is {sampler.state!r}, not 'vp' or 've'")
+        if getattr(sampler, "alphas_cumprod", None) is None and getattr(sampler, "sigmas", None) is None:
+            raise ContractError(f"{method} returned a sampler with neither alphas_cumprod nor sigmas (its levels)")
+        if getattr(sampler, "state", None) not in STATES:
+            raise ContractError(f"{method} returned a sampler whose state is {getattr(sampler, 'state', None)!r}, "
+                                f"not one of {STATES} (declare it: the suite scales states by it)")
 
     def __getattr__(self, attr):
         return getattr(self._sampler, attr)
@@ -135,6 +142,11 @@ class GuardedSampler:
         what = f"{self._label} sampler.model_input(i={i})"
         out = _call(self._guard, what, self._key, self._sampler.model_input, i, x)
         return _array(out, what, np.shape(x))
+
+    def sample(self, x, denoiser, noise, start=0, stop=None):
+        what = f"{self._label} sampler.sample(start={start}, stop={stop})"
+        out = _call(self._guard, what, self._key, self._sampler.sample, x, denoiser, noise, start, stop)
+        return _array(out, what, np.shape(x), "the state at the level of step stop")
 
     def step(self, i, x, model_output, seed, predicted_variance=None):
         what = f"{self._label} sampler.step(i={i})"

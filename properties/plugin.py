@@ -253,6 +253,8 @@ def pytest_collection_modifyitems(session, config, items):
             item._zsnr = True
             ours += 1
             profiles.apply(getattr(item, "obj", None), base)
+            # a test that probes support around its Hypothesis test (test_conformance.py)
+            profiles.apply(getattr(getattr(item, "obj", None), "zsnr_inner", None), base)
     config._zsnr_items = ours
 
 
@@ -264,13 +266,23 @@ def pytest_collection_finish(session):
                       f"implementation {_impl_spec(session.config)}")
 
 
-@pytest.hookimpl(hookwrapper=True)
+@pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item):
-    if getattr(item, "_zsnr", False):
-        with profiles.no_local_constants():
-            yield
-    else:
-        yield
+    if not getattr(item, "_zsnr", False):
+        return (yield)
+    from hypothesis.errors import Unsatisfiable
+
+    with profiles.no_local_constants():
+        try:
+            return (yield)
+        except Unsatisfiable:
+            # support is probed per configuration: a property none of whose drawn configurations
+            # the implementation supports is skipped with the first refusal's reason
+            rec = getattr(item, "_zsnr_record", None)
+            reason = rec.unsupported_everywhere() if rec is not None else None
+            if reason:
+                pytest.skip(reason)
+            raise
 
 
 @pytest.hookimpl(hookwrapper=True)

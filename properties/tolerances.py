@@ -9,12 +9,17 @@ its sensitivity to the few-ulp errors of the schedule values it reads.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
 
 from . import expected
 from .contract import SamplerConfig
+
+# imported here, not inside a test: the budgets' module defines Hypothesis tests, and defining one
+# while another runs is a Hypothesis health-check failure (nested @given)
+from .oracle import test_precision as budgets
 
 #: rounding steps per term of a sampler update: converting the model output (2 products, 1 sum),
 #: forming a coefficient from ᾱ or σ (<= 4 operations: ratio, complement, sqrt, product) and
@@ -26,6 +31,28 @@ STEP_OPS = 10
 LEVEL_OPS = 4
 #: unit roundoff of float32, the dtype diffusers computes every schedule in
 U_FLOAT32 = 2.0**-24
+#: unit roundoff of float64, the dtype the oracle computes in
+U_FLOAT64 = 2.0**-53
+
+
+@functools.cache
+def oracle_ulp() -> float:
+    """The oracle's own worst error, in float64 ULP, on any schedule quantity or step coefficient:
+    the largest of the budgets its tests enforce against the 50-digit mpmath evaluation
+    (``properties/oracle/test_precision.py``: ``SCHEDULE_QUANTITIES`` — every schedule array within
+    ``reference.ORACLE_ULP_BOUND``, log SNR within ``ORACLE_LOG_SNR_ULP_BOUND`` — and the step
+    coefficients' ``STEP_BUDGET_ULP`` / ``DD_STEP_BUDGET_ULP``, the one place they are stated;
+    measured by ``python -m benchmarks.oracle_accuracy``). Read from there, so a tightened budget
+    tightens every tolerance that includes it."""
+    return float(max(*budgets.SCHEDULE_QUANTITIES.values(), budgets.STEP_BUDGET_ULP, budgets.DD_STEP_BUDGET_ULP))
+
+
+def oracle_relative() -> float:
+    """The oracle's own error as a relative bound: one ULP is at most 2·u₆₄ relative
+    (ULP(y) = spacing(|y|) <= 2⁻⁵²·|y|), so k ULP <= 2k·u₆₄. Negligible against a float32
+    implementation's bounds (≈ 2⁻²⁹ of them); for a float64 implementation it is what keeps a
+    correct one from failing on the oracle's last ULPs."""
+    return 2.0 * oracle_ulp() * U_FLOAT64
 
 
 def _perturbed(fn, levels, j, rel):
@@ -61,32 +88,38 @@ def step(cfg: SamplerConfig, levels, x, model_output, z, u: float, predicted_var
     are float32 or better. Levels 0, 1 and inf are exact in every dtype and are not perturbed. Each coefficient
     is perturbed on its own, so cancellation between coefficients earns no credit.
     """
+    if cfg.sampler in expected.VE_SAMPLERS and math.isinf(levels[0]):
+        return _step_from_infinity(cfg, levels, x, model_output, z, u, subnormal)
     u_level = max(u, U_FLOAT32)
+    # the oracle's own step errs by STEP_OPS·u₆₄·Σ|terms| of its arithmetic plus its coefficients'
+    # budget (oracle_relative each): a float64 implementation is compared with it, not with exact
+    u_terms = STEP_OPS * (u + U_FLOAT64) + oracle_relative()
     amplification = 0.0
     if cfg.sampler in expected.VE_SAMPLERS and not math.isinf(levels[0]):
         # d = (x - x̂₀)/σ̂ is an intermediate: its subnormal rounding is multiplied by the step
         # length |σ_next - σ̂| <= |σ_next| + √2·σ (γ <= √2 - 1)
         amplification += abs(levels[1]) + math.sqrt(2.0) * levels[0]
     tol = np.full(np.shape(x), STEP_OPS * subnormal * amplification)
-    tol = tol + _terms(expected.step_terms(cfg, levels, x, model_output, z, predicted_variance), levels, u,
+    tol = tol + _terms(expected.step_terms(cfg, levels, x, model_output, z, predicted_variance), levels, u_terms,
                        u_level, subnormal)
     parts = expected.threshold_parts(cfg, levels, x, model_output)
     if parts is not None:  # the thresholded x̂₀'s own error, carried by its coefficients
         x0, x0_terms, carriers = parts
-        dy = threshold_error(x0, _terms(x0_terms, levels, u, u_level, subnormal),
+        dy = threshold_error(x0, _terms(x0_terms, levels, u_terms, u_level, subnormal),
                              cfg.option("dynamic_thresholding_ratio", 0.995), cfg.option("sample_max_value", 1.0), u)
         for coef in carriers:
             tol = tol + abs(float(coef(tuple(levels)))) * dy
     return tol
 
 
-def _terms(terms, levels, u, u_level, subnormal):
-    """Σ over (coefficient(levels), |data|) terms of their rounding and level-sensitivity bounds (see step)."""
+def _terms(terms, levels, u_terms, u_level, subnormal):
+    """Σ over (coefficient(levels), |data|) terms of their rounding (u_terms per unit of |c|·|data|)
+    and level-sensitivity bounds (see step)."""
     tol = 0.0
     for coef, data in terms:
         c = np.abs(np.asarray(coef(tuple(levels)), np.float64))
         with np.errstate(invalid="ignore"):
-            tol = tol + STEP_OPS * u * np.where(data > 0, c * data, 0.0) \
+            tol = tol + u_terms * np.where(data > 0, c * data, 0.0) \
                 + STEP_OPS * subnormal * np.maximum(c, 1.0)
         for j, value in enumerate(levels):
             if value in (0.0, 1.0) or math.isinf(value):
@@ -134,6 +167,35 @@ def threshold_error(x0, dx0, ratio: float, max_value: float, u: float) -> np.nda
     with np.errstate(invalid="ignore"):
         dy = d / s + np.minimum(a, s) * ds / (s * s) + u
     return np.nan_to_num(dy, nan=np.inf).reshape(x0.shape)
+
+
+def _step_from_infinity(cfg: SamplerConfig, levels, x, model_output, z, u: float, subnormal: float):
+    """Allowed error of an Euler / Euler-ancestral step from σ = inf, where the state x is the
+    finite form (the VP x_t, properties/contract.py) and the result the VE state at σ_next.
+
+    The update there is its limit (reference.loop.step_map): DDIM with η = 0 (Euler, after the
+    churn's limit x̂ = (x + s_noise·√(γ(2+γ))·z)/(1+γ), reference.samplers.euler_churn_vp) or η
+    (ancestral) from ᾱ = 0 to ᾱ_next = 1/(1+σ_next²), times √(σ_next²+1). Its bound: DDIM's
+    :func:`step` on (x̂, model output, z), plus the churn's own STEP_OPS·u·(|x| + s_noise·
+    √(γ(2+γ))·|z|), both scaled by √(σ_next²+1) (one more rounding, inside STEP_OPS)."""
+    import reference as ref
+
+    sig_n = float(levels[1])
+    a_n = float(ref.alpha_bars_from_sigmas(np.array([sig_n]))[0])
+    x = np.asarray(x, np.float64)
+    extra = np.zeros(np.shape(x))
+    eta = cfg.option("eta", 1.0) if cfg.sampler == "euler_ancestral" else 0.0
+    xh = x
+    if cfg.sampler == "euler":
+        churn = {k: cfg.option(k) for k in ("s_churn", "s_tmin", "s_tmax", "s_noise") if cfg.option(k) is not None}
+        zz = np.zeros(np.shape(x)) if z is None else np.asarray(z, np.float64)
+        xh, _ = ref.samplers.euler_churn_vp(x, 0.0, num_inference_steps=cfg.num_inference_steps, noise=zz, **churn)
+        churned = cfg.option("s_tmax", math.inf) == math.inf  # s_tmin <= σ = inf <= s_tmax
+        gamma = min(cfg.option("s_churn", 0.0) / cfg.num_inference_steps, math.sqrt(2.0) - 1.0) if churned else 0.0
+        kick = cfg.option("s_noise", 1.0) * math.sqrt(gamma * (2.0 + gamma))
+        extra = STEP_OPS * u * (np.abs(x) + kick * np.abs(zz))
+    vp = SamplerConfig("ddim", prediction_type=cfg.prediction_type, options=(("eta", eta),))
+    return (step(vp, (0.0, a_n), xh, model_output, z, u, subnormal=subnormal) + extra) * math.hypot(sig_n, 1.0)
 
 
 def alphas_cumprod_relative(betas: np.ndarray, u: float = U_FLOAT32) -> np.ndarray:

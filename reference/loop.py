@@ -15,7 +15,15 @@ import numpy as np
 
 from . import _checks
 from .parameterization import PREDICTION_TYPES
-from .samplers import ddim_step, ddpm_step, euler_ancestral_step, euler_churn, euler_step, ve_scale
+from .samplers import (
+    ddim_step,
+    ddpm_step,
+    euler_ancestral_step,
+    euler_churn,
+    euler_churn_vp,
+    euler_step,
+    ve_scale,
+)
 from .schedules import Schedule
 
 SAMPLERS = ("ddpm", "ddim", "euler", "euler_ancestral")
@@ -100,7 +108,9 @@ def step_map(sampler: str, denoiser: Callable, *, prediction_type: str, alpha_ba
     ``denoiser(x_t, timestep, alpha_bar)`` returns the model output (for DDPM's learned variance
     types, a pair (model_output, predicted_variance)). For Euler with churn the model is evaluated
     after the churn, at σ̂ (Karras et al. Alg. 2). At σ = inf (zero SNR) the Euler-family update is
-    taken in the VP variable as DDIM with η = 0 (Euler) or η (ancestral), which it equals exactly.
+    taken in the VP variable as DDIM with η = 0 (Euler) or η (ancestral), which it equals exactly,
+    after the churn's limit (:func:`reference.samplers.euler_churn_vp`) for Euler; so is it wherever
+    σ (or, with churn, σ̂ ≤ √2·σ) exceeds 2**511, where σ² + 1 overflows (a subnormal ᾱ).
     """
     _checks.choice("sampler", sampler, SAMPLERS)
     unknown = set(options) - set(SAMPLER_OPTIONS[sampler])
@@ -126,9 +136,14 @@ def step_map(sampler: str, denoiser: Callable, *, prediction_type: str, alpha_ba
                              predicted_variance=var, **common, **options)
         sig, sig_next = _sigma(a), _sigma(a_next)
         eta = options.get("eta", 1.0) if sampler == "euler_ancestral" else 0.0
-        if math.isinf(sig):
-            out = _model(denoiser, x, timestep, a, False)
-            return ddim_step(x, out, alpha_bar_t=a, alpha_bar_prev=a_next, eta=eta, noise=z, **common)
+        churning = sampler == "euler" and bool(options.get("s_churn"))
+        if sig > (_checks.MAX_SIGMA / math.sqrt(2.0) if churning else _checks.MAX_SIGMA):
+            # σ = inf (the limit σ -> inf), or σ² + 1 would overflow: the same update in the VP variable
+            a_hat = a
+            if sampler == "euler":
+                x, a_hat = euler_churn_vp(x, a, num_inference_steps=num_inference_steps, noise=z, **options)
+            out = _model(denoiser, x, timestep, a_hat, False)
+            return ddim_step(x, out, alpha_bar_t=a_hat, alpha_bar_prev=a_next, eta=eta, noise=z, **common)
         with np.errstate(over="ignore", invalid="ignore"):
             xe = np.asarray(x, np.float64) * ve_scale(sig)
         _checks.finite_result("the variance-exploding state x = x_t·√(σ² + 1)", xe, x_t=x, sigma=sig)

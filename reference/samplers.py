@@ -305,10 +305,50 @@ def euler_churn(x, sigma, *, num_inference_steps, noise=None, s_churn=0.0, s_tmi
     if gamma == 0.0 or sigma == 0.0:
         return x, sigma
     sigma_hat = sigma * (1.0 + gamma)
+    if sigma_hat > _checks.MAX_SIGMA:
+        raise ValueError(f"the churned sigma_hat = sigma·(1+γ) = {sigma_hat:.6g} (sigma = {sigma:.6g}, γ = {gamma:.6g}) "
+                         f"exceeds 2**511 = {_checks.MAX_SIGMA:.6g}, the largest σ a VE step takes (σ² + 1 finite); "
+                         "lower s_churn or s_tmax")
     with np.errstate(over="ignore", invalid="ignore"):
         scale = snoise * sigma * math.sqrt(gamma * (2.0 + gamma))
         res = x + _noise_term(noise, scale, x.shape, "x")
     return _checks.finite_result("euler_churn", res, x=x, noise=noise, s_noise=snoise, sigma=sigma), sigma_hat
+
+
+def euler_churn_vp(x_t, alpha_bar, *, num_inference_steps, noise=None, s_churn=0.0, s_tmin=0.0,
+                   s_tmax=math.inf, s_noise=1.0):
+    """:func:`euler_churn` in the variance-preserving variable: finite at σ = inf (ᾱ = 0).
+
+    With σ = √((1-ᾱ)/ᾱ) (inf at ᾱ = 0) and γ as in :func:`euler_churn`, the churn
+    x̂ = x + s_noise·σ·√(γ(2+γ))·z to σ̂ = σ(1+γ), taken in x_t = x·√ᾱ and x̂_t = x̂/√(σ̂²+1), is
+    (numerator and denominator multiplied by √ᾱ)::
+
+        x̂_t = (x_t + s_noise·√(1-ᾱ)·√(γ(2+γ))·z) / √((1-ᾱ)(1+γ)² + ᾱ),
+        ᾱ̂  = ᾱ / ((1-ᾱ)(1+γ)² + ᾱ).
+
+    At ᾱ = 0 this is the limit σ → inf: x̂_t = (x_t + s_noise·√(γ(2+γ))·z)/(1+γ), ᾱ̂ = 0 (with
+    s_noise = 1 the churned state is again of unit variance). Returns (x̂_t, ᾱ̂).
+    """
+    S = _checks.integer("num_inference_steps", num_inference_steps, 1, _checks.MAX_TRAIN_TIMESTEPS)
+    churn = _checks.real("s_churn", s_churn, 0.0)
+    tmin = _checks.real("s_tmin", s_tmin, 0.0, allow_inf=True)
+    tmax = _checks.real("s_tmax", s_tmax, 0.0, allow_inf=True)
+    snoise = _checks.real("s_noise", s_noise, 0.0)
+    a = _checks.real("alpha_bar", alpha_bar, 0.0, 1.0)
+    x_t = _checks.array("x_t", x_t)
+    sigma = math.inf if a == 0.0 else math.sqrt((1.0 - a) / a)
+    gamma = min(churn / S, math.sqrt(2.0) - 1.0) if tmin <= sigma <= tmax else 0.0
+    if gamma == 0.0 or a == 1.0:
+        return x_t, a
+    denom = (1.0 - a) * (1.0 + gamma) ** 2 + a
+    if a > 0.0 and a / denom == 0.0:
+        raise ValueError(f"alpha_bar = {a:.6g} churned to σ̂ = σ·(1+γ) (γ = {gamma:.6g}) gives ᾱ̂ = ᾱ/{denom:.6g}, "
+                         "which underflows float64 to 0: lower s_churn at such a level")
+    with np.errstate(over="ignore", invalid="ignore"):
+        scale = snoise * math.sqrt(1.0 - a) * math.sqrt(gamma * (2.0 + gamma))
+        res = (x_t + _noise_term(noise, scale, x_t.shape)) / math.sqrt(denom)
+    return _checks.finite_result("euler_churn_vp", res, x_t=x_t, noise=noise, s_noise=snoise,
+                                 alpha_bar=a), a / denom
 
 
 def euler_step(x, model_output, *, prediction_type, sigma, sigma_next):

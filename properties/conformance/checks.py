@@ -16,9 +16,10 @@ import reference as ref
 
 from .. import expected, tolerances
 from ..compare import Record, assert_close
-from ..contract import SamplerConfig, Unsupported
+from ..contract import SamplerConfig, Unsupported, is_loop_level, state_scale
 from ..deviations import judge
 from ..expected import ORACLE
+from ..guard import ContractError
 
 VE = expected.VE_SAMPLERS
 
@@ -34,6 +35,11 @@ class GenericImplementation:
         return getattr(self._impl, attr)
 
 
+#: drawn configurations refused in a row, none supported, after which a property is skipped (the
+#: implementation supports none of them; Hypothesis would otherwise draw hundreds before giving up)
+GIVE_UP_AFTER = 50
+
+
 def run_check(check, impl, cfg: SamplerConfig, prop: str, record, *args):
     """Run a check inside a Hypothesis test: an unsupported configuration is rejected (never
     failed), and a failure where a declared deviation applies is recorded as that deviation."""
@@ -41,10 +47,20 @@ def run_check(check, impl, cfg: SamplerConfig, prop: str, record, *args):
 
     try:
         judge(lambda expect, rec: check(impl, cfg, *args, record=rec, expect=expect), impl, cfg, prop, record)
-    except Unsupported:
+    except Unsupported as exc:  # support is probed per configuration (and per case: a dtype's range)
+        if record is not None:
+            if record.unsupported is None:
+                record.unsupported = str(exc) or type(exc).__name__
+            record.refused += 1
+            if record.supported == 0 and record.refused >= GIVE_UP_AFTER:
+                import pytest  # (run_check runs inside a pytest test; a skip passes through Hypothesis)
+
+                pytest.skip(record.unsupported_everywhere())
         reject()
     except ref.EpsilonAtZeroSNR:  # the oracle refuses: ε-prediction at zero SNR is another property's job
         reject()
+    if record is not None:
+        record.supported += 1
 
 
 def _subnormal(impl) -> float:
@@ -67,34 +83,250 @@ def _require_representable(impl, what: str, x, scale: float = 1.0):
                           f"{getattr(impl, 'dtype', 'the dtype of the implementation')}")
 
 
-def _state_scale(cfg: SamplerConfig, levels) -> float:
-    """√(σ²+1) for the Euler family's VE state at levels[0] = σ; 1 for VP samplers."""
-    return math.sqrt(levels[0] ** 2 + 1.0) if cfg.sampler in VE else 1.0
+def _ve(cfg: SamplerConfig) -> bool:
+    """Whether the configuration's update is the Euler family's: levels σ, the oracle's step taken
+    in the VE state. (How the *implementation's* state is scaled is its declared ``state``.)"""
+    return cfg.sampler in VE
+
+
+def _scale(state: str, cfg: SamplerConfig, level: float) -> float:
+    """x_state = scale·x_t at a level of the configuration's kind (σ for the Euler family, else
+    ᾱ); 1 at σ = ∞ / ᾱ = 0, where a VE state is handed over in its finite form (the VP x_t)."""
+    if state == "vp":
+        return 1.0
+    if _ve(cfg):
+        if math.isinf(level):
+            return 1.0
+        return math.sqrt(level**2 + 1.0) if level < 1e150 else math.hypot(level, 1.0)
+    return state_scale(state, alpha_bar=level)
+
+
+def _native(cfg: SamplerConfig) -> str:
+    """The state the oracle's step of this configuration takes: VE for the Euler family."""
+    return "ve" if _ve(cfg) else "vp"
+
+
+def _state_scale(cfg: SamplerConfig, levels, smp=None) -> float:
+    """The implementation's state scale at levels[0] (its declared state; the Euler family's VE
+    state when no sampler is given)."""
+    return _scale(smp.state if smp is not None else _native(cfg), cfg, levels[0])
+
+
+def _convert(cfg, x, level, src: str, dst: str):
+    """A state at a level from one scaling to another (VP x_t, VE x_t·√(σ²+1))."""
+    if src == dst:
+        return x
+    return np.asarray(x, np.float64) / _scale(src, cfg, level) * _scale(dst, cfg, level)
+
+
+def _nonfinite(expect, values, what: str, ctx: str) -> bool:
+    """True if some of ``values`` (the implementation's levels or timesteps) are NaN: excused under
+    a declared non-finite deviation (nothing to compare there), else that property's failure."""
+    bad = np.isnan(np.asarray(values, np.float64))
+    if not bad.any():
+        return False
+    if expect.nonfinite_excused:
+        return True
+    raise AssertionError(f"the implementation's {what} are not finite: {int(bad.sum())} NaN "
+                         f"(e.g. {np.asarray(values).ravel()[:4]}). {ctx}")
+
+
+def _alpha_bars_of(sigmas) -> np.ndarray:
+    """ᾱ = 1/(1+σ²) of an implementation's σ: 0 at σ = inf, NaN kept (never the oracle's
+    ValueError: the checks judge NaN levels themselves)."""
+    sig = np.asarray(sigmas, np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        return np.where(np.isinf(sig), 0.0, 1.0 / (1.0 + sig * sig))
+
+
+def _sigmas_of(cfg: SamplerConfig, smp, expect=ORACLE) -> np.ndarray:
+    """The σ the Euler family's steps use: the sampler's own ``sigmas``, else σ(t) of its ᾱ table
+    at its timesteps (and the final σ)."""
+    if smp.sigmas is not None:
+        return np.asarray(smp.sigmas, np.float64)
+    return expect.chain_sigmas(cfg, smp.alphas_cumprod, smp.timesteps)
+
+
+def _vp_pair(cfg: SamplerConfig, smp, i: int, expect=ORACLE) -> tuple[float, float]:
+    """(ᾱ_t, ᾱ_next) of VP step i: from the sampler's ᾱ table at the configuration's timesteps,
+    else from its σ."""
+    if smp.alphas_cumprod is not None:
+        return expect.vp_levels(cfg, smp.alphas_cumprod, i)
+    a = _alpha_bars_of(smp.sigmas)
+    assert a.size >= i + 2, f"{a.size} sigmas for {len(smp.timesteps)} timesteps (need S+1). config: {cfg}"
+    return float(a[i]), float(a[i + 1])
 
 
 def _levels(cfg: SamplerConfig, smp, i: int, expect=ORACLE):
     """The levels step i should use, read from the implementation's own schedule values (None:
-    the expectation says these degenerate levels have no value to compare)."""
+    the expectation says these degenerate levels have no value to compare, or they are NaN under
+    a declared non-finite deviation)."""
     S = expect.timesteps(cfg).size
-    assert len(smp.timesteps) == S, f"{len(smp.timesteps)} timesteps, expected S = {S}. config: {cfg}"
-    if cfg.sampler in VE:
-        lv = float(smp.sigmas[i]), float(smp.sigmas[i + 1])
+    ctx = f"config: {cfg}"
+    assert len(smp.timesteps) == S, f"{len(smp.timesteps)} timesteps, expected S = {S}. {ctx}"
+    if _ve(cfg):
+        sig = _sigmas_of(cfg, smp, expect)
+        assert sig.size >= i + 2, f"{sig.size} sigmas for {S} timesteps (need S+1). {ctx}"
+        lv = float(sig[i]), float(sig[i + 1])
         # σ rises only where the expected σ do (a model of a floor above ᾱ_{T-2})
         want = expect.sigmas(cfg) if expect is not ORACLE else None
-        rises = want is not None and want.size == smp.sigmas.size and want[i + 1] > want[i] * (1 - 8 * tolerances.U_FLOAT32)
+        rises = want is not None and want.size == sig.size and want[i + 1] > want[i] * (1 - 8 * tolerances.U_FLOAT32)
         ok = not any(math.isnan(v) for v in lv) and (lv[1] <= lv[0] or rises)
     else:
-        lv = expect.vp_levels(cfg, smp.alphas_cumprod, i)
+        lv = _vp_pair(cfg, smp, i, expect)
         ok = not any(math.isnan(v) for v in lv) and lv[0] <= lv[1]
-    if not ok and expect.unchecked_levels(cfg, smp.alphas_cumprod, lv):
+    if not ok and smp.alphas_cumprod is not None and expect.unchecked_levels(cfg, smp.alphas_cumprod, lv):
         return None
-    assert ok, f"the implementation's own levels for step {i} are not a denoising step: {lv}. config: {cfg}"
+    if _nonfinite(expect, lv, f"levels for step {i}", ctx):
+        return None
+    assert ok, f"the implementation's own levels for step {i} are not a denoising step: {lv}. {ctx}"
     return lv
 
 
-def _to_state(cfg, levels, x_vp):
-    """A VP-scaled draw as the sampler's state (VE: x·√(σ²+1))."""
-    return x_vp * _state_scale(cfg, levels)
+def _to_state(cfg, levels, x_vp, smp=None):
+    """A VP-scaled draw as the sampler's state (VE: x·√(σ²+1); x itself at σ = ∞)."""
+    return x_vp * _state_scale(cfg, levels, smp)
+
+
+# --- driving a sampler: one step of either contract ------------------------------------------------
+
+
+class SuiteNoise:
+    """The noise source a loop-level sampler draws from (properties/contract.py): ``noise(i)`` is a
+    standard-normal draw of the state's shape for step index i, reproducible from (seed, i) and
+    rounded to the implementation's dtype; which indices were asked for is recorded."""
+
+    def __init__(self, impl, seed: int, shape):
+        self._q, self._seed, self.shape = impl.quantize, int(seed), tuple(shape)
+        self._draws: dict[int, np.ndarray] = {}
+        self.asked: list[int] = []
+
+    def draw(self, i: int) -> np.ndarray:
+        i = int(i)
+        if i not in self._draws:
+            rng = np.random.default_rng([self._seed, i])
+            self._draws[i] = self._q(rng.standard_normal(self.shape))
+        return self._draws[i]
+
+    def __call__(self, i) -> np.ndarray:
+        if isinstance(i, bool) or not isinstance(i, int | np.integer):
+            raise ContractError(f"noise(i) takes the step index i (an int); got {type(i).__name__}")
+        self.asked.append(int(i))
+        return self.draw(int(i)).copy()
+
+
+class SuiteDenoiser:
+    """The model, as the suite supplies it to a loop-level sampler (properties/contract.py):
+    ``denoiser(x, *, sigma=None, alpha_bar=None, timestep=None, state=None)``. Each call's input is
+    converted to the VP x_t at its level ᾱ and recorded (``calls``: (x_t, ᾱ)); the output is
+    ``model(x_t, ᾱ)``, rounded to the implementation's dtype."""
+
+    def __init__(self, impl, cfg: SamplerConfig, smp, shape, model):
+        self._impl, self._cfg, self._smp, self.shape, self._model = impl, cfg, smp, tuple(shape), model
+        self.calls: list[tuple[np.ndarray, float]] = []
+
+    def _level(self, sigma, alpha_bar, timestep) -> tuple[float, str]:
+        if sigma is not None and alpha_bar is not None:
+            raise ContractError("denoiser(x, ...) takes one of sigma= and alpha_bar=, not both")
+        if sigma is not None:
+            return float(sigma), "sigma"
+        if alpha_bar is not None:
+            return float(alpha_bar), "alpha_bar"
+        if timestep is None:
+            raise ContractError("denoiser(x, ...) needs the level the model is evaluated at: sigma=, "
+                                "alpha_bar= or timestep=")
+        smp, t = self._smp, float(timestep)
+        hits = np.flatnonzero(np.asarray(smp.timesteps, np.float64) == t)
+        if hits.size:  # one of its own timesteps: the level of that step
+            k = int(hits[0])
+            if _ve(self._cfg) or smp.alphas_cumprod is None:
+                return float(_sigmas_of(self._cfg, smp)[k]), "sigma"
+            return float(_vp_pair(self._cfg, smp, k)[0]), "alpha_bar"
+        abar = smp.alphas_cumprod
+        if abar is not None and t == int(t) and 0 <= t < abar.size:
+            return float(abar[int(t)]), "alpha_bar"
+        raise ContractError(f"denoiser(x, timestep={t:g}): that timestep is neither one of the sampler's "
+                            "timesteps nor an index into its alphas_cumprod; pass sigma= or alpha_bar=")
+
+    def __call__(self, x, *, sigma=None, alpha_bar=None, timestep=None, state=None):
+        x = np.asarray(x, np.float64)
+        if x.shape != self.shape:
+            raise ContractError(f"denoiser(x, ...): x has shape {x.shape}; the state's is {self.shape}")
+        state = state or self._smp.state
+        if state not in ("vp", "ve"):
+            raise ContractError(f"denoiser(..., state={state!r}): state is 'vp' or 've'")
+        level, kind = self._level(sigma, alpha_bar, timestep)
+        if kind == "sigma":
+            a = float(_alpha_bars_of([level])[0])
+            scale = 1.0 if state == "vp" or math.isinf(level) or math.isnan(level) else math.hypot(level, 1.0)
+        else:
+            a = level
+            scale = state_scale(state, alpha_bar=a) if 0.0 <= a <= 1.0 else math.nan
+        x_vp = x / scale
+        self.calls.append((x_vp, a))
+        if not (0.0 <= a <= 1.0):  # a NaN level: the model's output is NaN (the result will show it)
+            out = np.full(self.shape, np.nan)
+            return (out, out) if self._learned() else out
+        return self._model(x_vp, a)
+
+    def _learned(self) -> bool:
+        return str(self._cfg.option("variance_type", "")).startswith("learned")
+
+
+def _one_step(impl, smp, cfg: SamplerConfig, i: int, x, out, seed: int, pv=None):
+    """Step i of either contract from state x with the model output ``out``: (x_next, z, calls).
+    Step level: ``smp.step`` (z the noise it reports, calls None). Loop level: the one-interval
+    loop ``smp.sample(x, denoiser, noise, i, i+1)`` with a denoiser that returns ``out`` wherever
+    it is called (calls: where, as (x_t, ᾱ)) and the suite's noise for step i as z."""
+    if not is_loop_level(smp):
+        got, z = smp.step(i, x, out, seed, pv)
+        return got, z, None
+    shape = np.shape(x)
+    noise = SuiteNoise(impl, seed, shape)
+    den = SuiteDenoiser(impl, cfg, smp, shape, lambda x_vp, a: out if pv is None else (out, pv))
+    got = smp.sample(np.array(x, np.float64), den, noise, i, i + 1)
+    stray = sorted(set(noise.asked) - {i})
+    assert not stray, f"one step (i = {i}) drew the noise of other steps {stray[:4]}. config: {cfg}"
+    return np.asarray(got, np.float64), noise.draw(i), den.calls
+
+
+def _model_point(cfg: SamplerConfig, i: int, levels, x_native, z, expect=ORACLE):
+    """Where step i must evaluate the model, as (VP x_t, ᾱ): at its own state and level, except
+    for Euler with churn, where Karras Alg. 2 evaluates it after the churn, at (x̂, σ̂) (a model
+    may say before: ``loop_model_point``)."""
+    lo = levels[0]
+    if not _ve(cfg):
+        return np.asarray(x_native, np.float64), float(lo)
+    churn = {k: cfg.option(k) for k in ("s_churn", "s_tmin", "s_tmax", "s_noise") if cfg.option(k) is not None}
+    after = cfg.sampler == "euler" and expect.loop_model_point(cfg) == "after_churn"
+    if math.isinf(lo):
+        if after:
+            return ref.samplers.euler_churn_vp(x_native, 0.0, num_inference_steps=cfg.num_inference_steps,
+                                               noise=z, **churn)
+        return np.asarray(x_native, np.float64), 0.0
+    sig, xs = lo, np.asarray(x_native, np.float64)
+    if after:
+        xs, sig = ref.euler_churn(xs, lo, num_inference_steps=expect.churn_steps(cfg), noise=z, **churn)
+    return xs / ref.samplers.ve_scale(sig), 1.0 / ref.samplers.ve_scale(sig) ** 2
+
+
+def _check_model_calls(cfg, i, levels, x_native, z, calls, u, expect, ctx, record):
+    """A loop-level step evaluated the model exactly once, at the point the oracle's step does."""
+    assert len(calls) == 1, f"step {i} evaluated the model {len(calls)} times (a first-order step: once). {ctx}"
+    want_x, want_a = _model_point(cfg, i, levels, x_native, z, expect)
+    got_x, got_a = calls[0]
+    # ᾱ̂ = 1/(1+σ̂²) from σ̂ = σ(1+γ): a few roundings of σ and σ̂ (8u relative in σ, twice in ᾱ)
+    tol_a = 16 * max(u, tolerances.U_FLOAT32) * want_a * (1.0 - want_a) + 2 * u * want_a
+    assert abs(got_a - want_a) <= tol_a or (math.isnan(got_a) and expect.nonfinite_excused), \
+        (f"step {i} evaluated the model at ᾱ = {got_a!r}, not {want_a!r} (|diff| {abs(got_a - want_a):.3g} > "
+         f"{tol_a:.3g}){' (after the churn, Karras Alg. 2)' if cfg.sampler == 'euler' else ''}. {ctx}")
+    zz = np.abs(np.asarray(z, np.float64)) if z is not None else 0.0
+    # the churn's arithmetic, and its level: x̂_t = (x + s·σ·√(γ(2+γ))·z)/√(σ̂²+1) moves by at most
+    # (|x̂_t| + |z|)·δσ/σ under a relative error δσ/σ of σ; σ (or ᾱ) carries LEVEL_OPS·u_level,
+    # counted twice (σ and σ̂), as in tolerances.step (schedules are float32 or better)
+    level = 2 * tolerances.LEVEL_OPS * max(u, tolerances.U_FLOAT32)
+    tol_x = (tolerances.STEP_OPS * u + level) * (np.abs(want_x) + zz) + 2 * u * np.abs(got_x)
+    _closer(expect)(got_x, want_x, tol_x, f"the model's input at step {i}", ctx, record)
 
 
 def _closer(expect):
@@ -126,12 +358,24 @@ def check_schedule(impl, cfg: SamplerConfig, record: Record | None = None, expec
         rel = tolerances.rescaled_alphas_cumprod_relative(base.alphas_cumprod, base.betas, u)
     else:
         rel = tolerances.alphas_cumprod_relative(oracle.betas, u)
+    rel = rel + tolerances.oracle_relative()  # the oracle's own last ULPs (a float64 implementation)
     abar_exp = expect.alphas_cumprod(cfg)
     with np.errstate(invalid="ignore"):
         abar_tol = rel * np.abs(oracle.alphas_cumprod) + expect.alphas_cumprod_abs(cfg)
     if smp.alphas_cumprod is not None:
         close(smp.alphas_cumprod, abar_exp, abar_tol, "alphas_cumprod", ctx, record)
-    if cfg.sampler in VE and smp.sigmas is not None:
+    if not _ve(cfg) and smp.sigmas is not None:  # σ of a VP sampler's levels (σ-only implementations)
+        ts = expect.timesteps(cfg).astype(np.int64)
+        abar_all = np.concatenate([abar_exp[ts], [expect.final_alpha_bar(cfg, abar_exp)]])
+        assert smp.sigmas.shape == abar_all.shape, \
+            f"sigmas: {smp.sigmas.size} values, expected S+1 = {abar_all.size}. {ctx}"
+        with np.errstate(divide="ignore", invalid="ignore"):
+            sig_exp = np.sqrt((1.0 - abar_all) / abar_all)
+            sig_rel = tolerances.sigma_relative(np.concatenate([rel[ts], [rel[0] if abar_all[-1] < 1 else 0.0]]),
+                                                abar_all)
+            tol = np.where(np.isfinite(sig_exp), (sig_rel + 4 * tolerances.U_FLOAT32) * np.abs(sig_exp), 0.0)
+        close(smp.sigmas, sig_exp, tol, "sigmas", ctx, record)
+    if _ve(cfg) and smp.sigmas is not None:
         sig_exp = expect.sigmas(cfg)
         assert smp.sigmas.shape == sig_exp.shape, \
             f"sigmas: {smp.sigmas.size} values, expected S+1 = {sig_exp.size}. {ctx}"
@@ -151,6 +395,7 @@ def check_schedule(impl, cfg: SamplerConfig, record: Record | None = None, expec
         elif ts.size == sig_exp.size and not log_spaced:
             with np.errstate(invalid="ignore"):
                 tol = np.maximum(sig_rel[lo], sig_rel[hi]) * np.abs(sig_exp) + 4 * tolerances.U_FLOAT32 * np.abs(sig_exp)
+                tol = np.where(np.isinf(sig_exp), 0.0, tol)  # σ = inf (zero SNR) exactly
         else:
             # a model's own σ count (log-linear: exp of a linspace between log σ(0) and log σ(T-1)):
             # the endpoints' relative bounds carry over, plus 4 roundings of log, linspace and exp,
@@ -182,30 +427,44 @@ def _alphas_cumprod_rel(cfg: SamplerConfig, u: float) -> np.ndarray:
 def check_step(impl, cfg: SamplerConfig, i: int, x, model_output, seed: int, predicted_variance=None,
                record: Record | None = None, expect=ORACLE):
     """One step from the same state, model output and noise matches the oracle's step at the
-    implementation's own levels, within STEP_OPS·u·Σ|terms| + level sensitivity."""
+    implementation's own levels, within STEP_OPS·u·Σ|terms| + level sensitivity. A loop-level
+    sampler runs the one-interval loop (step i alone) and must evaluate the model once, where the
+    oracle's step does (for Euler with churn: after it)."""
     smp = impl.build(cfg)
     levels = _levels(cfg, smp, i, expect)
     if levels is None:
         return 0.0
+    if cfg.prediction_type == "epsilon" and levels[0] == (math.inf if _ve(cfg) else 0.0):
+        # the oracle refuses before the implementation is asked: ε at zero SNR is finite_at_T's job
+        raise ref.EpsilonAtZeroSNR("ε-prediction at zero SNR (checked by finite_at_T)")
     q = impl.quantize
-    _require_representable(impl, "the state", x, _state_scale(cfg, levels))
-    x_in = q(_to_state(cfg, levels, np.asarray(x, np.float64)))
+    ctx = f"config: {cfg}"
+    state, native = smp.state, _native(cfg)
+    _require_representable(impl, "the state", x, _scale(state, cfg, levels[0]))
+    x_in = q(_to_state(cfg, levels, np.asarray(x, np.float64), smp))
     out = q(model_output)
     pv = None if predicted_variance is None else q(predicted_variance)
-    got, z = smp.step(i, x_in, out, seed, pv)
-    want = expect.step(cfg, i, levels, x_in, out, z, pv)
+    got, z, calls = _one_step(impl, smp, cfg, i, x_in, out, seed, pv)
+    x_nat = _convert(cfg, x_in, levels[0], state, native)
+    want = _convert(cfg, expect.step(cfg, i, levels, x_nat, out, z, pv), levels[1], native, state)
     _require_representable(impl, "the exact result of the step", want[np.isfinite(want)])
-    tol = expect.step_tolerance(cfg, i, levels, x_in, out, z, pv, impl.unit_roundoff, _subnormal(impl))
-    return _closer(expect)(got, want, tol, f"step {i} of {len(smp.timesteps)} (t={smp.timesteps[i]:g}, "
-                        f"levels {levels})", f"config: {cfg}", record)
+    tol = expect.step_tolerance(cfg, i, levels, x_nat, out, z, pv, impl.unit_roundoff, _subnormal(impl))
+    if state != native:  # the bound in the implementation's scale, and 2 roundings of each conversion
+        tol = _convert(cfg, tol, levels[1], native, state) + 4 * impl.unit_roundoff * np.abs(want)
+    worst = _closer(expect)(got, want, tol, f"step {i} of {len(smp.timesteps)} (t={smp.timesteps[i]:g}, "
+                            f"levels {levels})", ctx, record)
+    if calls is not None:
+        _check_model_calls(cfg, i, levels, x_nat, z, calls, impl.unit_roundoff, expect, ctx, record)
+    return worst
 
 
 # --- 3. chaining ---------------------------------------------------------------------------------
 
 
-def _probe(cfg, smp, i, a_t, x0_value, seed, shape):
+def _probe(impl, cfg, smp, i, a_t, a_next, x0_value, seed, shape):
     """Step i from a noiseless state with x̂₀ = x0_value and ε̂ = 0 (VP samplers): returns the
-    implementation's output and the (x, model output, z, predicted variance) it was given."""
+    implementation's output as a VP x_t and the (x, model output, z, predicted variance) it was
+    given (x as a VP x_t)."""
     alpha, sigma = math.sqrt(a_t), math.sqrt(1.0 - a_t)
     x = np.full(shape, alpha * x0_value)
     out = {"sample": np.full(shape, x0_value), "epsilon": np.zeros(shape),
@@ -213,8 +472,8 @@ def _probe(cfg, smp, i, a_t, x0_value, seed, shape):
     pv = None
     if cfg.option("variance_type", "").startswith("learned"):
         pv = np.full(shape, 0.5)
-    got, z = smp.step(i, x, out, seed, pv)
-    return got, (x, out, z, pv)
+    got, z, _ = _one_step(impl, smp, cfg, i, _convert(cfg, x, a_t, "vp", smp.state), out, seed, pv)
+    return _convert(cfg, got, a_next, smp.state, "vp"), (x, out, z, pv)
 
 
 def check_chaining(impl, cfg: SamplerConfig, record: Record | None = None, shape=(1, 2, 2, 2), expect=ORACLE):
@@ -225,71 +484,93 @@ def check_chaining(impl, cfg: SamplerConfig, record: Record | None = None, shape
     S = len(smp.timesteps)
     ctx = f"config: {cfg}"
     close = _closer(expect)
-    if cfg.sampler in VE:
+    if _nonfinite(expect, smp.timesteps, "timesteps", ctx):
+        return
+    abar = smp.alphas_cumprod
+    if _ve(cfg):
+        sig = _sigmas_of(cfg, smp, expect)
         want_abar = expect.alphas_cumprod(cfg)  # where a model's ᾱ is 0 early or rises, so may the implementation's
-        own_sigmas = expect.chain_sigmas(cfg, smp.alphas_cumprod, smp.timesteps)
-        assert smp.sigmas.size == own_sigmas.size, \
-            f"{smp.sigmas.size} sigmas for {S} timesteps (need {own_sigmas.size}). {ctx}"
+        need = expect.chain_sigmas(cfg, abar, smp.timesteps).size if abar is not None else S + 1
+        assert sig.size == need, f"{sig.size} sigmas for {S} timesteps (need {need}). {ctx}"
+        if _nonfinite(expect, sig, "sigmas", ctx):
+            return
         # (continuous timesteps ¼·ln σ are not training steps: any real value)
         outside = (smp.timesteps < 0) | (smp.timesteps > cfg.num_train_timesteps - 1) \
             if expect.timestep_kind(cfg) != "continuous" else np.zeros(smp.timesteps.shape, bool)
         if expect is not ORACLE:  # only where the model has them (diffusers' t = -1)
             outside &= ~np.isin(smp.timesteps, expect.timesteps(cfg))
         assert not outside.any(), f"timesteps outside [0, T-1]: {smp.timesteps[outside]}. {ctx}"
-        zeros = np.flatnonzero(smp.alphas_cumprod[:-1] == 0)
-        allowed = np.flatnonzero(want_abar[:-1] == 0) if want_abar.size == smp.alphas_cumprod.size else []
-        assert np.isin(zeros, allowed).all(), \
-            f"the implementation's ᾱ is 0 before t = T-1 (at t = {zeros[:5]}). {ctx}"
-        rises = np.flatnonzero(np.diff(smp.alphas_cumprod) > 0)
-        allowed = np.flatnonzero(np.diff(want_abar) > 0) if want_abar.size == smp.alphas_cumprod.size else []
-        assert np.isin(rises, allowed).all(), \
-            f"the implementation's ᾱ rises at t = {rises[:5] + 1}: σ is not monotone. {ctx}"
-        tol = 8 * tolerances.U_FLOAT32 * np.abs(own_sigmas)
-        kind = expect.timestep_kind(cfg)
-        if kind is not None:  # σ recomputed from model timesteps (t(σ), or ¼·ln σ): their rounding too
-            u32 = tolerances.U_FLOAT32
-            table_rel = tolerances.sigma_relative(tolerances.alphas_cumprod_relative(expected.schedule(cfg).betas),
-                                                  np.asarray(smp.alphas_cumprod, np.float64))
-            rel = tolerances.chain_sigma_relative(kind, smp.timesteps, smp.alphas_cumprod, table_rel, u32)
-            extra = np.zeros(own_sigmas.shape)  # (a model's σ that ignore the timesteps: none of theirs)
-            extra[:min(rel.size, extra.size - 1)] = rel[:extra.size - 1]
-            tol = tol + extra * np.abs(own_sigmas)
-        if cfg.option("interpolation_type") == "log_linear" and expect is not ORACLE:
-            # exp of a float32 linspace of log σ: its error 4u·max|log σ| (2 roundings of the ends, 2 of
-            # the linspace) turns into a relative one
-            with np.errstate(divide="ignore"):
-                logs = np.abs(np.log(own_sigmas[own_sigmas > 0]))
-            tol = tol + 4 * tolerances.U_FLOAT32 * np.max(logs, initial=0.0) * np.abs(own_sigmas)
-        close(smp.sigmas, own_sigmas, tol, "σ of each step vs σ(t) of its timestep (and the final σ)", ctx, record)
+        if abar is not None:  # its ᾱ table: no early zero, no rise, and σ of each step σ(t) of that table
+            own_sigmas = expect.chain_sigmas(cfg, abar, smp.timesteps)
+            zeros = np.flatnonzero(abar[:-1] == 0)
+            allowed = np.flatnonzero(want_abar[:-1] == 0) if want_abar.size == abar.size else []
+            assert np.isin(zeros, allowed).all(), \
+                f"the implementation's ᾱ is 0 before t = T-1 (at t = {zeros[:5]}). {ctx}"
+            rises = np.flatnonzero(np.diff(abar) > 0)
+            allowed = np.flatnonzero(np.diff(want_abar) > 0) if want_abar.size == abar.size else []
+            assert np.isin(rises, allowed).all(), \
+                f"the implementation's ᾱ rises at t = {rises[:5] + 1}: σ is not monotone. {ctx}"
+            if smp.sigmas is not None:
+                tol = 8 * tolerances.U_FLOAT32 * np.abs(own_sigmas)
+                kind = expect.timestep_kind(cfg)
+                if kind is not None:  # σ recomputed from model timesteps (t(σ), or ¼·ln σ): their rounding too
+                    u32 = tolerances.U_FLOAT32
+                    table_rel = tolerances.sigma_relative(
+                        tolerances.alphas_cumprod_relative(expected.schedule(cfg).betas), np.asarray(abar, np.float64))
+                    rel = tolerances.chain_sigma_relative(kind, smp.timesteps, abar, table_rel, u32)
+                    extra = np.zeros(own_sigmas.shape)  # (a model's σ that ignore the timesteps: none of theirs)
+                    extra[:min(rel.size, extra.size - 1)] = rel[:extra.size - 1]
+                    tol = tol + extra * np.abs(own_sigmas)
+                if cfg.option("interpolation_type") == "log_linear" and expect is not ORACLE:
+                    # exp of a float32 linspace of log σ: its error 4u·max|log σ| (2 roundings of the ends,
+                    # 2 of the linspace) turns into a relative one
+                    with np.errstate(divide="ignore"):
+                        logs = np.abs(np.log(own_sigmas[own_sigmas > 0]))
+                    tol = tol + 4 * tolerances.U_FLOAT32 * np.max(logs, initial=0.0) * np.abs(own_sigmas)
+                tol = np.where(np.isinf(own_sigmas), 0.0, tol)
+                close(smp.sigmas, own_sigmas, tol, "σ of each step vs σ(t) of its timestep (and the final σ)",
+                      ctx, record)
+        else:  # σ only: each step's σ is below the previous one's (the schedule property has their values)
+            up = np.flatnonzero(np.diff(sig) > 0)
+            assert expect is not ORACLE or not up.size, f"σ rises at step {up[:5] + 1}: {sig[up[:5] + 1]}. {ctx}"
         churn = cfg.sampler == "euler" and (cfg.option("s_churn") or 0) > 0 and \
-            (cfg.option("s_tmin", 0.0) or 0) <= smp.sigmas[S - 1] <= cfg.option("s_tmax", math.inf)
-        if not churn:  # with churn the last step adds noise before the model removes it (Karras Alg. 2)
-            _require_representable(impl, f"the state scale at σ = {smp.sigmas[S - 1]:.6g}", [],
-                                   _state_scale(cfg, (smp.sigmas[S - 1],)))
-            last = smp.step(S - 1, np.zeros(shape), np.zeros(shape), 0)[0]
-            lv = float(smp.sigmas[S - 1]), float(smp.sigmas[S])
+            (cfg.option("s_tmin", 0.0) or 0) <= sig[S - 1] <= cfg.option("s_tmax", math.inf)
+        eps_at_inf = cfg.prediction_type == "epsilon" and math.isinf(sig[S - 1])  # x̂₀ undefined: finite_at_T's
+        if not churn and not eps_at_inf:  # with churn the last step adds noise before the model removes it
+            lv = float(sig[S - 1]), float(sig[S])
+            _require_representable(impl, f"the state scale at σ = {lv[0]:.6g}", [], _scale(smp.state, cfg, lv[0]))
+            last = _one_step(impl, smp, cfg, S - 1, np.zeros(shape), np.zeros(shape), 0)[0]
             want = expect.step(cfg, S - 1, lv, np.zeros(shape), np.zeros(shape), np.zeros(shape), None) \
                 if expect is not ORACLE else 0.0
             close(last, want, 0.0, "last step from x = 0, x̂₀ = 0 (no noise may be added)", ctx, record)
         return
     ts = expect.timesteps(cfg).astype(int)
-    abar = smp.alphas_cumprod
     u = impl.unit_roundoff
+    if abar is None:  # σ only: the levels of its σ, which must number S+1
+        assert smp.sigmas.size == S + 1, f"{smp.sigmas.size} sigmas for {S} timesteps (need S+1). {ctx}"
+        if _nonfinite(expect, smp.sigmas, "sigmas", ctx):
+            return
     for i in range(S):
-        a_t = float(abar[ts[i]]) if i < ts.size else float(abar[int(smp.timesteps[i])])
+        if abar is None:
+            a_t, a_next = _vp_pair(cfg, smp, i, expect)
+            if i == S - 1:
+                a_next = float(expect.final_alpha_bar(cfg, expect.alphas_cumprod(cfg)))
+        else:
+            a_t = float(abar[ts[i]]) if i < ts.size else float(abar[int(smp.timesteps[i])])
+            a_next = expect.vp_levels(cfg, abar, i)[1] if i < ts.size else 1.0
         if cfg.prediction_type == "epsilon" and a_t == 0.0:
             continue  # x̂₀ undefined; the finite-at-T property covers this step
-        a_next = expect.vp_levels(cfg, abar, i)[1] if i < ts.size else 1.0
         lv = (a_t, a_next)
         degenerate = math.isnan(a_t) or math.isnan(a_next) or not (a_next > 0.0 and a_next >= a_t)
-        if degenerate and expect.unchecked_levels(cfg, abar, lv):
+        if degenerate and abar is not None and expect.unchecked_levels(cfg, abar, lv):
             continue
-        assert not (math.isnan(a_t) or math.isnan(a_next)), f"the implementation's ᾱ at step {i} is NaN. {ctx}"
+        if _nonfinite(expect, lv, f"ᾱ at step {i}", ctx):
+            continue
         # (a float32 ᾱ that underflowed to 0 before t = T-1 lands a step on pure noise)
         assert a_next > 0.0 and a_next >= a_t, \
             f"the implementation's levels for step {i} are not a denoising step: ᾱ {a_t!r} -> {a_next!r}. {ctx}"
-        with_signal, args_a = _probe(cfg, smp, i, a_t, 1.0, seed=i, shape=shape)
-        without, args_b = _probe(cfg, smp, i, a_t, 0.0, seed=i, shape=shape)
+        with_signal, args_a = _probe(impl, cfg, smp, i, a_t, a_next, 1.0, seed=i, shape=shape)
+        without, args_b = _probe(impl, cfg, smp, i, a_t, a_next, 0.0, seed=i, shape=shape)
         landed = with_signal - without  # same seed: the noise cancels, √ᾱ_landing remains
         # each run errs by its own derived step tolerance (at the oracle's levels)
         tol = sum(expect.step_tolerance(cfg, i, lv, *a[:3], a[3], u, _subnormal(impl)) for a in (args_a, args_b))
@@ -317,7 +598,11 @@ def check_zero_snr(impl, cfg: SamplerConfig, record: Record | None = None, expec
         assert a_T == want or (math.isnan(a_T) and math.isnan(want)), \
             (f"SNR(T) = {a_T / (1 - a_T):.6g}, not {want / (1 - want):.6g}: ᾱ_T = {a_T!r} "
              f"(σ_T = {math.sqrt((1 - a_T) / a_T) if a_T > 0 else math.inf:.6g}). config: {cfg}")
-    if smp.sigmas is not None and cfg.spacing in ("trailing", "linspace") and len(smp.timesteps) > 1:
+    # the first σ is at t = T-1 (trailing; linspace with S >= 2); a σ-only sampler's, also for S = 1
+    at_T = len(smp.timesteps) > 1 or (smp.alphas_cumprod is None and cfg.spacing == "trailing")
+    if smp.sigmas is not None and cfg.spacing in ("trailing", "linspace") and at_T:
+        if math.isnan(smp.sigmas[0]) and expect.nonfinite_excused:
+            return
         if want == 0.0:
             assert math.isinf(smp.sigmas[0]), f"σ at t = T is {smp.sigmas[0]:.6g}, not inf. config: {cfg}"
         else:  # σ_T of the floored ᾱ_T, within float32's rounding of σ (3 operations) and of ᾱ
@@ -351,12 +636,32 @@ def check_starts_at_T(impl, cfg: SamplerConfig, record: Record | None = None, ex
 # --- 6. finite at T ------------------------------------------------------------------------------
 
 
+def _first_level(cfg: SamplerConfig, smp, expect, ctx: str):
+    """The level of the implementation's own step 0: σ_0 (Euler family), or ᾱ at its first
+    timestep (an index into its ᾱ table; else the level of its first σ, else its table at the
+    configuration's first timestep). None: NaN, excused by a declared non-finite deviation."""
+    if _ve(cfg):
+        sig = _sigmas_of(cfg, smp, expect)
+        lv = (float(sig[0]), float(sig[1]))
+        return None if _nonfinite(expect, lv, "levels of step 0", ctx) else lv
+    t0, abar = float(smp.timesteps[0]), smp.alphas_cumprod
+    if _nonfinite(expect, [t0], "first timestep", ctx):
+        return None
+    if abar is not None and t0 == int(t0) and 0 <= t0 < abar.size:
+        a_T = float(abar[int(t0)])
+    elif smp.sigmas is not None:
+        a_T = float(_alpha_bars_of(smp.sigmas[:1])[0])
+    else:  # a fractional or out-of-table timestep (starts_at_T judges it): the level step 0 should use
+        a_T = float(expect.vp_levels(cfg, abar, 0)[0])
+    return a_T, 0.0  # (a NaN ᾱ_T: the caller asks the expectation whether it is unchecked first)
+
+
 def check_finite_at_T(impl, cfg: SamplerConfig, x, model_output, seed: int, predicted_variance=None,
                       record: Record | None = None, expect=ORACLE):
     """Step 0 (t = T-1, SNR 0) is finite for v and x₀ prediction; for ε prediction the
     implementation must raise or warn: a silent NaN, inf or a silently clamped result fails.
     Under a deviation's model: non-finite exactly where the model's step is, and ε-prediction's
-    silent result equal to the model's."""
+    silent result equal to the model's. At σ = inf a VE state is handed over in its finite form."""
     smp = impl.build(cfg)
     if expect is not ORACLE:  # a generic class a model describes is checked as its sampler kind
         kind = expected.as_kind(cfg)
@@ -364,25 +669,35 @@ def check_finite_at_T(impl, cfg: SamplerConfig, x, model_output, seed: int, pred
             expect = ORACLE if not expect.nonfinite_excused else expect
         else:
             cfg = kind
+    ctx = f"config: {cfg}"
     # only step 0's own levels matter here (its count of timesteps is the schedule property's)
-    levels = (float(smp.sigmas[0]), float(smp.sigmas[1])) if cfg.sampler in VE else \
-        (float(smp.alphas_cumprod[int(smp.timesteps[0])]), 0.0)
-    _require_representable(impl, "the state at t = T", x, _state_scale(cfg, levels))
-    x_in = impl.quantize(_to_state(cfg, levels, np.asarray(x, np.float64)))
+    levels = _first_level(cfg, smp, expect, ctx)
+    if levels is None:
+        return
+    _require_representable(impl, "the state at t = T", x, _scale(smp.state, cfg, levels[0]))
+    x_in = impl.quantize(_to_state(cfg, levels, np.asarray(x, np.float64), smp))
     out = impl.quantize(model_output)
     pv = None if predicted_variance is None else impl.quantize(predicted_variance)
-    ctx = f"config: {cfg}"
-    if expect is not ORACLE and cfg.sampler not in VE:
-        levels = (levels[0], expect.vp_levels(cfg, smp.alphas_cumprod, 0)[1])
-        if any(math.isnan(v) for v in levels) and expect.unchecked_levels(cfg, smp.alphas_cumprod, levels):
+    if expect is not ORACLE and not _ve(cfg):
+        levels = (levels[0], _vp_pair(cfg, smp, 0, expect)[1])
+        if any(math.isnan(v) for v in levels) and smp.alphas_cumprod is not None \
+                and expect.unchecked_levels(cfg, smp.alphas_cumprod, levels):
             return
+    if _nonfinite(expect, levels[:1], "level of step 0", ctx):
+        return
+
+    def step():
+        got, z, _ = _one_step(impl, smp, cfg, 0, x_in, out, seed, pv)
+        return got, z
+
+    x_nat = _convert(cfg, x_in, levels[0], smp.state, _native(cfg))
     if cfg.prediction_type != "epsilon":
-        got, z = smp.step(0, x_in, out, seed, pv)
+        got, z = step()
         bad = ~np.isfinite(got)
         if expect is not ORACLE:
             if expect.nonfinite_excused:
                 return
-            want = expect.step(cfg, 0, levels, x_in, out, z, pv)
+            want = expect.step(cfg, 0, levels, x_nat, out, z, pv)
             expected_bad = ~np.isfinite(want)
             assert np.array_equal(bad, expected_bad), \
                 (f"step at t = T: {int(bad.sum())} of {got.size} values NaN/inf where the model has "
@@ -391,12 +706,12 @@ def check_finite_at_T(impl, cfg: SamplerConfig, x, model_output, seed: int, pred
         assert not bad.any(), f"step at t = T is not finite: {int(bad.sum())} of {got.size} values " \
                               f"NaN/inf (e.g. {got[bad].ravel()[:3]}). {ctx}"
         return
-    refused, result = refuses(smp.step, 0, x_in, out, seed, pv)
+    refused, result = refuses(step)
     if refused:
         return  # raised or warned: the implementation refuses ε-prediction at SNR 0, as it should
     got, z = result
     finite = np.isfinite(got).all()
-    silent = expect.silent_at_T(cfg, levels, x_in, out, z, pv, impl.unit_roundoff, _subnormal(impl))
+    silent = expect.silent_at_T(cfg, levels, x_nat, out, z, pv, impl.unit_roundoff, _subnormal(impl))
     message = (f"ε-prediction at zero SNR returned {'a silently clamped finite result' if finite else 'NaN/inf'} "
                f"without raising or warning (x̂₀ = (x_t - σ·ε)/α divides by α = 0). {ctx}")
     assert silent is not None, message
@@ -424,50 +739,80 @@ def refuses(fn, *args):
 def check_loop(impl, cfg: SamplerConfig, mean, var, x_T, seed: int, record: Record | None = None, expect=ORACLE):
     """A whole sampling loop with the exact Gaussian denoiser matches the oracle's loop run on the
     implementation's own levels and noise. Tolerance: each step's derived tolerance, carried
-    through the later steps by their gains |∂x_next/∂x| (the loop is affine in this case)."""
+    through the later steps by their gains |∂x_next/∂x| (the loop is affine in this case).
+
+    Step level: the suite runs the loop, the model evaluated at ``model_input(i, x)`` before each
+    step. Loop level: the implementation runs its own loop (``sample``), calling the suite's
+    denoiser (the exact Gaussian denoiser at what it passes) and noise source."""
     smp = impl.build(cfg)
     S = len(smp.timesteps)
     q = impl.quantize
     denoiser = ref.gaussian_denoiser(mean, var, cfg.prediction_type)
     ctx = f"config: {cfg}"
+    loop_level = is_loop_level(smp)
+    if _nonfinite(expect, smp.timesteps, "timesteps", ctx):
+        return 0.0
 
-    def scale(k):  # the implementation's state scale at its k-th level (VE: √(σ_k²+1); VP: 1)
-        return _state_scale(cfg, (smp.sigmas[k],)) if cfg.sampler in VE else 1.0
-
-    if cfg.sampler in VE:
-        n_sig = expect.chain_sigmas(cfg, smp.alphas_cumprod, smp.timesteps).size
-        assert smp.sigmas.size == n_sig, f"{smp.sigmas.size} sigmas for {S} timesteps (need {n_sig}). {ctx}"
-        levels = ref.alpha_bars_from_sigmas(smp.sigmas[:S + 1])
+    if _ve(cfg):
+        sig = _sigmas_of(cfg, smp, expect)
+        n_sig = expect.chain_sigmas(cfg, smp.alphas_cumprod, smp.timesteps).size \
+            if smp.alphas_cumprod is not None else S + 1
+        assert sig.size == n_sig, f"{sig.size} sigmas for {S} timesteps (need {n_sig}). {ctx}"
+        if _nonfinite(expect, sig[:S + 1], "sigmas", ctx):
+            return 0.0
+        levels = ref.alpha_bars_from_sigmas(sig[:S + 1])
         pairs = [(levels[k], levels[k + 1]) for k in range(S)]
-        _require_representable(impl, f"the initial state x_T·√(σ_max² + 1) (σ_max = {smp.sigmas[0]:.6g})",
-                               x_T, scale(0))
-        x = q(np.asarray(x_T) * scale(0))
+        own = sig  # the implementation's level of each step, of the configuration's kind
     else:
         ts = expect.timesteps(cfg).astype(int)
         assert S == ts.size, f"{S} timesteps, expected S = {ts.size}. {ctx}"
-        pairs = [expect.vp_levels(cfg, smp.alphas_cumprod, i) for i in range(ts.size)]
+        pairs = [_vp_pair(cfg, smp, i, expect) for i in range(ts.size)]
         levels = np.array([p[0] for p in pairs] + [pairs[-1][1]])
-        x = q(x_T)
+        if smp.alphas_cumprod is None and _nonfinite(expect, levels, "levels", ctx):
+            return 0.0
+        own = levels
+
+    def scale(k):  # the implementation's state scale at its k-th level (VE: √(σ_k²+1), 1 at σ = inf)
+        return _scale(smp.state, cfg, float(own[k]))
+
     with np.errstate(invalid="ignore"):
         ok = np.all(~np.isnan(pairs)) and all(b >= a for a, b in pairs)
-    if not ok and expect.unchecked_levels(cfg, smp.alphas_cumprod, levels):
+    if not ok and smp.alphas_cumprod is not None and expect.unchecked_levels(cfg, smp.alphas_cumprod, levels):
         return 0.0
     # σ may rise only on steps where a model's σ rise too (a floor above ᾱ_{T-2}; a float32 σ_min
     # one ulp above the last converted σ), as _levels checks them
-    rises_allowed = expect is not ORACLE and cfg.sampler in VE and \
+    rises_allowed = expect is not ORACLE and _ve(cfg) and \
         all(_levels(cfg, smp, k, expect) is not None for k in range(S) if pairs[k][1] < pairs[k][0])
     assert ok or (rises_allowed and np.all(~np.isnan(levels))), \
         f"the implementation's levels are not a denoising sequence (ᾱ: {levels[:4]}...). {ctx}"
-    x_start = x / scale(0) if cfg.sampler in VE else x
+    _require_representable(impl, f"the initial state x_T·{scale(0):.6g} (the state scale at its first level)",
+                           x_T, scale(0))
+    x = q(np.asarray(x_T) * scale(0))
+    x_start = x / scale(0)
     maps = [expect.loop_map(cfg, k, pairs[k], denoiser, S) for k in range(S)]
+
+    def exact_model(x_vp, a):
+        out = denoiser(np.where(np.isfinite(x_vp), x_vp, 0.0), None, a)  # (a model's NaN stays)
+        _require_representable(impl, "the model output", out)
+        return q(out)
+
     noise = []
-    for i in range(S):
-        a = 1.0 / (1.0 + smp.sigmas[i] ** 2) if cfg.sampler in VE else levels[i]
-        seen = smp.model_input(i, x)
-        exact_out = denoiser(np.where(np.isfinite(seen), seen, 0.0), smp.timesteps[i], a)  # (a model's NaN stays)
-        _require_representable(impl, f"the model output at step {i}", exact_out)
-        x, z = smp.step(i, x, q(exact_out), seed + i)
-        noise.append(z)
+    if loop_level:
+        source = SuiteNoise(impl, seed, np.shape(x))
+        den = SuiteDenoiser(impl, cfg, smp, np.shape(x), exact_model)
+        x = np.asarray(smp.sample(x, den, source, 0, S), np.float64)
+        noise = [source.draw(k) for k in range(S)]
+        stray = sorted(set(source.asked) - set(range(S)))
+        assert not stray, f"the loop drew noise for step indices {stray[:4]} outside 0..S-1 = {S - 1}. {ctx}"
+        steps = [S - 1]
+    else:
+        steps = range(S)
+    for i in steps:
+        if not loop_level:
+            a = 1.0 / (1.0 + smp.sigmas[i] ** 2) if _ve(cfg) and smp.sigmas is not None else levels[i]
+            seen = smp.model_input(i, x)
+            x, z = smp.step(i, x, exact_model(seen, a), seed + i)
+            noise.append(z)
         bad = ~np.isfinite(x)
         if bad.any():
             # the exact state after this step, at the implementation's scale: if the dtype cannot
@@ -484,8 +829,7 @@ def check_loop(impl, cfg: SamplerConfig, mean, var, x_T, seed: int, record: Reco
         assert expect is not ORACLE or not bad.any(), (
             f"the implementation's state is not finite after step {i} of {S} "
             f"(t={smp.timesteps[i]:g}): {int(bad.sum())} NaN/inf. {ctx}")
-    if cfg.sampler in VE:  # the VE state at the final σ (0, or σ_min) as the VP sample
-        x = x / scale(S)
+    x = x / scale(S)  # the state at the final level (σ = 0, or σ_min) as the VP sample
     path = [x_start]
     for k in range(S):
         path.append(maps[k](path[-1], noise[k]))
@@ -496,8 +840,10 @@ def check_loop(impl, cfg: SamplerConfig, mean, var, x_T, seed: int, record: Reco
         zero = np.zeros(np.shape(want))
         with np.errstate(invalid="ignore"):
             gain = np.abs(maps[i](zero + 1.0, noise[i]) - maps[i](zero, noise[i]))
-        own = _loop_step_tolerance(cfg, pairs[i], path[i], denoiser, noise[i], u, _subnormal(impl), expect, i)
-        tol = gain * tol + own
+        own_tol = _loop_step_tolerance(cfg, pairs[i], path[i], denoiser, noise[i], u, _subnormal(impl), expect, i)
+        tol = gain * tol + own_tol
+    if smp.state != _native(cfg):  # the state's conversions (2 roundings each way)
+        tol = tol + 4 * u * np.abs(want)
     return _closer(expect)(x, want, tol, f"sample after {S} steps", ctx, record)
 
 
@@ -505,20 +851,19 @@ def _loop_step_tolerance(cfg, pair, x_vp, denoiser, z, u, sub, expect=ORACLE, i=
     a, a_next = float(pair[0]), float(pair[1])
     x_vp = np.where(np.isfinite(x_vp), x_vp, 0.0)  # a model's NaN: compared as NaN, no tolerance needed
     out = denoiser(x_vp, None, a)
-    if expect is not ORACLE and not (cfg.sampler in VE and a == 0):
-        if cfg.sampler in VE:
+    if expect is not ORACLE and not (_ve(cfg) and a == 0):
+        if _ve(cfg):
             sig, sig_next = math.sqrt((1 - a) / a), math.sqrt((1 - a_next) / a_next)
             xs = x_vp * math.sqrt(sig * sig + 1.0)
             return (expect.step_tolerance(cfg, i, (sig, sig_next), xs, out, z, None, u, sub) + 2 * u * np.abs(xs)) \
                 / math.sqrt(sig_next**2 + 1.0)
         return expect.step_tolerance(cfg, i, (a, a_next), x_vp, out, z, None, u, sub) + 2 * u * np.abs(x_vp)
-    if cfg.sampler in VE:
+    if _ve(cfg):
         sig = math.inf if a == 0 else math.sqrt((1 - a) / a)
         sig_next = math.sqrt((1 - a_next) / a_next)
-        if math.isinf(sig):  # σ = inf never reaches an implementation (they floor σ); VP form
-            vp = SamplerConfig("ddim", options=(("eta", 0.0 if cfg.sampler == "euler" else 1.0),),
-                               prediction_type=cfg.prediction_type)
-            return tolerances.step(vp, (a, a_next), x_vp, out, z, u, subnormal=sub)
+        if math.isinf(sig):  # from σ = inf, in the finite form (the VP x_t): the limit update's bound
+            return tolerances.step(cfg, (sig, sig_next), x_vp, out, z, u, subnormal=sub) / math.sqrt(sig_next**2 + 1.0) \
+                + 2 * u * np.abs(x_vp)
         lv = (sig, sig_next)
         xs = x_vp * math.sqrt(sig * sig + 1.0)
         # the denoiser's input is rounded to the dtype too: its output moves by up to u·|gain|·|x|
@@ -536,6 +881,8 @@ def check_guidance(impl, x_cfg, x_pos, phi: float, record: Record | None = None,
     x_cfg, x_pos = q(x_cfg), q(x_pos)
     got = impl.guidance_rescale(x_cfg, x_pos, phi)
     want = ref.rescale_guidance(x_cfg, x_pos, phi)
-    tol = tolerances.guidance(x_cfg, x_pos, phi, impl.unit_roundoff, _subnormal(impl))
+    # the implementation's bound, plus the oracle's own computation: the same bound at float64's u
+    tol = tolerances.guidance(x_cfg, x_pos, phi, impl.unit_roundoff, _subnormal(impl)) \
+        + tolerances.guidance(x_cfg, x_pos, phi, tolerances.U_FLOAT64, 2.0**-1074)
     return _closer(expect)(got, want, tol, f"guidance rescale (φ = {phi})",
                         f"batch of {x_cfg.shape[0]}, shape {x_cfg.shape}", record)

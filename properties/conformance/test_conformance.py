@@ -8,15 +8,19 @@ recorded as that deviation and every other configuration is tested as usual.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import numpy as np
 import pytest
-from hypothesis import assume, example, given
+from hypothesis import assume, example, given, seed
 from hypothesis import strategies as st
+from hypothesis.errors import Unsatisfiable
 
 from properties import strategies as zst
 from properties.conformance import checks
 from properties.contract import SAMPLERS, SamplerConfig, Unsupported
 from properties.deviations import judge
+from properties.profiles import active as active_profile
 from properties.report import recording, run_recorded
 
 SHAPE = (2, 3, 2, 2)
@@ -47,19 +51,19 @@ def _underflow(sampler: str) -> SamplerConfig:
 _run = run_recorded
 
 
-_SUPPORT: dict = {}
-
-
-def _requires(impl, sampler):
-    key = (id(impl), sampler)
-    if key not in _SUPPORT:
-        try:
-            impl.build(SamplerConfig(sampler))
-            _SUPPORT[key] = None
-        except Unsupported as exc:
-            _SUPPORT[key] = str(exc)
-    if _SUPPORT[key] is not None:
-        pytest.skip(f"the implementation does not support {sampler}: {_SUPPORT[key]}")
+@contextmanager
+def per_configuration_support(record, what: str):
+    """Support is probed per configuration: each configuration the implementation refuses
+    (``Unsupported``) is rejected, never failed; a property none of whose drawn configurations is
+    supported is skipped, with the first refusal's reason (Hypothesis finds nothing to run)."""
+    try:
+        yield
+    except Unsatisfiable:
+        if record.unsupported_everywhere(what):
+            pytest.skip(record.unsupported_everywhere(what))
+        raise
+    if record.unsupported_everywhere(what):
+        pytest.skip(record.unsupported_everywhere(what))
 
 
 @st.composite
@@ -216,18 +220,34 @@ def loop_cases(draw, sampler):
     return cfg, mean, var, x_T, draw(st.integers(0, 2**31 - 1), label="seed")
 
 
+#: the seed a derandomized profile (ci) gave these tests before their support probe moved around
+#: the Hypothesis test (issue 12): Hypothesis derives it from the test function's source, and that
+#: source changed. Kept, so ci draws the same cases as before and verdicts stay comparable.
+_DERANDOMIZED_SEED = int(
+    "30693060190340827766936071953022520128354481616099731475070879727150751990731084711434824641290598419297676286061506")
+
+
 def _make(prop, sampler, strategy, examples, body):
     """test_<prop>_<sampler>: a Hypothesis test of ``body`` over ``strategy`` with the ``examples``."""
 
-    def test(impl, zsnr_record, case):
-        _requires(impl, sampler)  # pytest.skip propagates through Hypothesis
+    def inner(impl, zsnr_record, case):
         body(impl, zsnr_record, case)
+
+    inner = given(case=strategy)(inner)
+    for ex in examples:
+        inner = example(case=ex)(inner)
+    if active_profile().derandomize:
+        inner = seed(_DERANDOMIZED_SEED)(inner)
+
+    def test(impl, zsnr_record):
+        with per_configuration_support(zsnr_record, sampler):
+            inner(impl, zsnr_record)
 
     test.__name__ = test.__qualname__ = f"test_{prop}_{sampler}"
     test.__doc__ = body.__doc__
-    test = given(case=strategy)(test)
-    for ex in examples:
-        test = example(case=ex)(test)
+    test.zsnr_inner = inner  # the Hypothesis test: the plug-in applies the zsnr profile to it
+    # a Hypothesis test to pytest's Hypothesis plug-in (statistics, reports: it runs one)
+    test.is_hypothesis_test, test.hypothesis = True, inner.hypothesis
     return pytest.mark.zsnr_property(prop, sampler)(test)
 
 

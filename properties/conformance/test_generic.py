@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from properties import strategies as zst
 from properties.conformance import checks
-from properties.contract import SamplerConfig, Unsupported
+from properties.contract import SamplerConfig
 from properties.plugin import implementation
 from properties.report import run_recorded
 
@@ -23,25 +23,13 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize("generic_name", names or ["(none)"])
 
 
-_DRIVEN: dict = {}
-
-
 def _Generic(impl, name):
-    """The generic sampler ``name`` as an implementation, or skip if it cannot be driven (tried
-    once per implementation and sampler, on its default configuration)."""
+    """The generic sampler ``name`` as an implementation. Support is probed per configuration: a
+    configuration it cannot be driven with raises Unsupported and is rejected; a property none of
+    whose drawn configurations can be driven is skipped with the reason (the plug-in)."""
     if name not in getattr(impl, "generic_samplers", dict)():
         pytest.skip("the implementation lists no generic samplers")
-    gen = checks.GenericImplementation(impl, name)
-    key = (id(impl), name)
-    if key not in _DRIVEN:
-        try:
-            gen.build(SamplerConfig(name))
-            _DRIVEN[key] = None
-        except Unsupported as exc:
-            _DRIVEN[key] = str(exc)
-    if _DRIVEN[key] is not None:
-        pytest.skip(f"{name} cannot be driven through the contract: {_DRIVEN[key]}")
-    return gen
+    return checks.GenericImplementation(impl, name)
 
 
 def _configs(name, spacing="trailing"):

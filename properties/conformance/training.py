@@ -7,7 +7,8 @@ property with the reason):
 ``Sampler.add_noise(x0, eps, t) -> state``
     x₀ noised to the level of timestep t[b] for each batch element b, as the implementation's
     training / img2img path computes it, in the sampler's state: the VP x_t = √ᾱ·x₀ + √(1-ᾱ)·ε,
-    or for "ve" samplers x₀ + σ·ε. VP samplers take any training timestep 0..T-1; VE samplers
+    or for "ve" samplers x₀ + σ·ε (the sampler's declared ``state``; a VP-state Euler sampler gives
+    the VP form at ᾱ = 1/(σ²+1)). VP samplers take any training timestep 0..T-1; VE samplers
     take values of their own ``timesteps``.
 ``Sampler.add_noise_in_loop(x0, eps, begin, steps_taken) -> state``
     the same, as an img2img / inpainting pipeline calls it while sampling: sampling began at step
@@ -37,6 +38,7 @@ from .. import expected
 from ..compare import Record, assert_close
 from ..contract import SamplerConfig, Unsupported
 from ..expected import ORACLE
+from ..tolerances import oracle_relative
 from .checks import refuses
 
 VE = expected.VE_SAMPLERS
@@ -88,7 +90,8 @@ def _vp_tolerance(impl, abar, a, b):
     d_alpha = np.abs(np.sqrt(aq) - np.sqrt(abar))
     d_sigma = np.abs(np.sqrt(1.0 - aq) - np.sqrt(1.0 - abar))
     terms = np.sqrt(abar) * np.abs(a) + np.sqrt(1.0 - abar) * np.abs(b)
-    return 6 * u * terms + d_alpha * np.abs(a) + d_sigma * np.abs(b) + 6 * sub
+    # (+ the oracle's own last ULPs, for a float64 implementation: tolerances.oracle_relative)
+    return (6 * u + oracle_relative()) * terms + d_alpha * np.abs(a) + d_sigma * np.abs(b) + 6 * sub
 
 
 def _ve_tolerance(impl, sigma, x0, eps):
@@ -96,7 +99,7 @@ def _ve_tolerance(impl, sigma, x0, eps):
     rounding it to the dtype, plus the subnormal spacing per rounding."""
     u, sub = impl.unit_roundoff, getattr(impl, "smallest_subnormal", 0.0)
     d_sigma = np.abs(impl.quantize(sigma) - sigma)
-    return 3 * u * (np.abs(x0) + np.abs(sigma * eps)) + d_sigma * np.abs(eps) + 3 * sub
+    return (3 * u + oracle_relative()) * (np.abs(x0) + np.abs(sigma * eps)) + d_sigma * np.abs(eps) + 3 * sub
 
 
 def _reject_infinite_sigma(sigma):
@@ -117,7 +120,11 @@ def check_add_noise(impl, cfg: SamplerConfig, x0, eps, pick, record: Record | No
     lv = _expand(level, x0.ndim)
     got = fn(x0, eps, t)
     ctx = f"timesteps {t.tolist()}, config: {cfg}"
-    if cfg.sampler in VE:
+    if cfg.sampler in VE and smp.state == "vp":  # a VP-state Euler (declared): the VP form at 1/(σ²+1)
+        lv = ref.alpha_bars_from_sigmas(lv)
+        want = ref.add_noise(x0, eps, lv)
+        tol = _vp_tolerance(impl, lv, x0, eps)
+    elif cfg.sampler in VE:
         _reject_infinite_sigma(level)
         want = ref.add_noise_sigma(x0, eps, lv)
         tol = _ve_tolerance(impl, lv, x0, eps)
@@ -141,7 +148,12 @@ def check_add_noise_in_loop(impl, cfg: SamplerConfig, x0, eps, begin: int, steps
     k = begin + steps_taken
     got = fn(x0, eps, begin, steps_taken)
     ctx = f"sampling begun at step {begin}, {steps_taken} steps taken (level of step {k}), config: {cfg}"
-    if cfg.sampler in VE:
+    if cfg.sampler in VE and smp.state == "vp":  # a VP-state Euler (declared): the VP form at 1/(σ²+1)
+        a = float(ref.alpha_bars_from_sigmas(np.array([float(smp.sigmas[k])]))[0])
+        want = ref.add_noise(x0, eps, a)
+        tol = _vp_tolerance(impl, np.array(a), x0, eps)
+        what = f"add_noise in the loop (σ_{k} = {smp.sigmas[k]:.6g}, VP state)"
+    elif cfg.sampler in VE:
         sigma = float(smp.sigmas[k])
         _reject_infinite_sigma(np.array([sigma]))
         want = ref.add_noise_sigma(x0, eps, sigma)
@@ -178,7 +190,7 @@ def _snr_tolerance(impl, snr):
     """SNR formed from float ᾱ as (√ᾱ/√(1-ᾱ))² or ᾱ/(1-ᾱ): √ᾱ within u_s, √(1-ᾱ) within 1.5u_s,
     their quotient within 3.5u_s, squared 8u_s (relative), u_s that of the schedule's dtype."""
     u_s = getattr(impl, "schedule_unit_roundoff", 2.0**-24)
-    return 8 * u_s * np.abs(snr)
+    return (8 * u_s + oracle_relative()) * np.abs(snr)
 
 
 def _training_levels(impl, cfg: SamplerConfig, pick, method: str):
@@ -233,7 +245,7 @@ def check_min_snr_weights(impl, cfg: SamplerConfig, pick, gamma: float, record: 
                              f"(min(SNR, γ)/SNR is 0/0 there; the ε loss at SNR 0 is meaningless). {ctx}")
     got = fn(cfg, t, gamma)
     u_s = getattr(impl, "schedule_unit_roundoff", 2.0**-24)
-    tol = 8 * u_s * np.abs(want) + 2 * u_s * np.abs(want)
+    tol = (8 * u_s + 2 * u_s + oracle_relative()) * np.abs(want)
     return _close(expect)(got, want, tol, "Min-SNR weight", ctx, record)
 
 
