@@ -274,8 +274,8 @@ def sigma_schedule_options(draw, sampler: str):
     often (an implementation without them refuses those configurations)."""
     if sampler == "euler_ancestral":
         return dict(draw(st.sampled_from([()] * 10 + [(("use_karras_sigmas", True),), (("use_exponential_sigmas", True),),
-                                                      (("use_beta_sigmas", True),), (("timestep_type", "continuous"),),
-                                                      (("final_sigmas_type", "sigma_min"),)]), label="sigma_schedule"))
+                                                      (("use_beta_sigmas", True),), (("timestep_type", "continuous"),)]),
+                         label="sigma_schedule"))
     kind = draw(st.sampled_from((None, None, None, *SIGMA_SCHEDULE_OPTIONS)), label="sigma_schedule")
     opts = {kind: True} if kind else {}
     if draw(st.sampled_from(("discrete", "discrete", "discrete", "continuous")), label="timestep_type") == "continuous":
