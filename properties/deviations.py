@@ -37,6 +37,11 @@ PROPERTIES = ("schedule", "step", "chaining", "zero_snr", "starts_at_T", "finite
 #: the one symptom a deviation without a model may declare: a non-finite result (NaN/inf)
 NON_FINITE = r"non-finite|not finite"
 
+#: the symptom of a declared crash: the implementation raises one of the deviation's ``raises``
+#: exception types inside the region (a loud refusal, never a wrong value); a deviation without a
+#: model may declare it instead of NON_FINITE. Its example must still raise (the strict reproduction).
+RAISES = "raises"
+
 #: the failures a check raises (ValueError: the oracle refuses a deviant input, e.g. levels that rise)
 FAILURES = (AssertionError, FloatingPointError, ArithmeticError)
 
@@ -69,6 +74,8 @@ class Deviation:
     #: implementation's ``version`` (e.g. ">=0.25,<0.31"); None: every release. Outside the range it
     #: neither applies nor is its example reproduced
     releases: str | None = None
+    #: for symptom=RAISES: the exception types the implementation raises inside the region
+    raises: tuple = ()
 
     def __post_init__(self):
         from .expected import PIECES
@@ -76,10 +83,17 @@ class Deviation:
         unknown = set(self.properties) - set(PROPERTIES)
         if unknown:
             raise ValueError(f"deviation {self.id}: unknown properties {sorted(unknown)}; allowed {PROPERTIES}")
-        if self.symptom is not None and self.symptom != NON_FINITE:
+        if self.symptom is not None and self.symptom not in (NON_FINITE, RAISES):
             raise ValueError(f"deviation {self.id}: symptom {self.symptom!r} is not allowed: a deviation "
                              "states a model of what the implementation computes; only a non-finite outcome "
-                             "may be declared by its symptom alone (symptom=NON_FINITE)")
+                             "or a declared crash may be declared by its symptom alone (symptom=NON_FINITE "
+                             "or RAISES)")
+        if (self.symptom == RAISES) != bool(self.raises) or not all(
+                isinstance(t, type) and issubclass(t, Exception) and not issubclass(t, (AssertionError, ValueError))
+                for t in self.raises):
+            raise ValueError(f"deviation {self.id}: symptom=RAISES needs raises=(exception types), and only it; "
+                             "AssertionError and ValueError (a check's failure, the oracle's refusal) cannot be "
+                             "declared")
         if self.symptom is not None and self.model:
             raise ValueError(f"deviation {self.id}: give a model or symptom=NON_FINITE, not both")
         if self.symptom is None and not self.model:
@@ -114,6 +128,10 @@ class Deviation:
         from packaging.specifiers import SpecifierSet
 
         return SpecifierSet(self.releases).contains(str(version), prereleases=True)
+
+    @property
+    def crash(self) -> bool:
+        return self.symptom == RAISES
 
     def in_region(self, cfg: SamplerConfig | None) -> bool:
         if self.applies is not None:
@@ -178,12 +196,20 @@ def judge(check: Callable, impl, cfg: SamplerConfig | None, prop: str, record=No
     if not devs:
         check(ORACLE, record)
         return "oracle"
-    models = [d for d in devs if not d.nonfinite_only]
+    crashes = [d for d in devs if d.crash]
+    declared_crash = tuple(t for d in crashes for t in d.raises)
+    models = [d for d in devs if not d.nonfinite_only and not d.crash]
     symptoms = [d for d in devs if d.nonfinite_only]
     deviant = ORACLE.with_models(models)
     own = Record()
     try:
         check(ORACLE, own)
+    except declared_crash as exc:  # the declared crash: recorded as its deviation, never a pass
+        if record is not None:
+            for d in crashes:
+                if isinstance(exc, d.raises):
+                    record.deviation(d, f"raised {type(exc).__name__}: {_first_line(exc)}", 0.0)
+        return "deviation"
     except FAILURES as oracle_exc:
         oracle_msg = _first_line(oracle_exc)
     except ValueError as oracle_exc:  # the oracle refuses what a deviant implementation did (e.g. σ rises)

@@ -39,13 +39,54 @@ def schedule(cfg: SamplerConfig) -> ref.Schedule:
                              rescale=cfg.rescale)
 
 
-def timesteps(cfg: SamplerConfig) -> np.ndarray:
-    """The timesteps the sampler should evaluate (float64; fractional for Euler linspace)."""
+#: the configuration options that select a converted σ schedule (diffusers' names), and its name
+#: in ``reference.converted_euler_sigmas``
+SIGMA_SCHEDULE_OPTIONS = {"use_karras_sigmas": "karras", "use_exponential_sigmas": "exponential",
+                          "use_beta_sigmas": "beta"}
+
+
+def sigma_schedule(cfg: SamplerConfig) -> str:
+    """The Euler family's σ schedule: "timesteps" (σ at the spacing's timesteps), or the converted
+    "karras" / "exponential" / "beta" schedule its options select (at most one may be set)."""
+    chosen = [name for opt, name in SIGMA_SCHEDULE_OPTIONS.items() if cfg.option(opt, False)]
+    if len(chosen) > 1:
+        raise ValueError(f"at most one of {tuple(SIGMA_SCHEDULE_OPTIONS)} may be set; got {chosen}")
+    return chosen[0] if chosen else "timesteps"
+
+
+def continuous(cfg: SamplerConfig) -> bool:
+    """Whether the model's timesteps are EDM's continuous c_noise = ¼·ln σ (timestep_type="continuous")."""
+    return cfg.sampler in VE_SAMPLERS and cfg.option("timestep_type", "discrete") == "continuous"
+
+
+def spacing_timesteps(cfg: SamplerConfig) -> np.ndarray:
+    """The spacing's timesteps (float64; fractional for Euler linspace), before any σ conversion."""
     if cfg.sampler in VE_SAMPLERS:
         return ref.fractional_timesteps(cfg.spacing, cfg.num_train_timesteps, cfg.num_inference_steps,
                                         cfg.steps_offset)
     return ref.timesteps(cfg.spacing, cfg.num_train_timesteps, cfg.num_inference_steps,
                          cfg.steps_offset).astype(np.float64)
+
+
+def _converted(cfg: SamplerConfig, sched: ref.Schedule):
+    """(timesteps, σ) of a converted σ schedule (reference.converted_euler_sigmas); at zero SNR
+    σ_max = inf and it raises the oracle's ValueError (undefined)."""
+    return ref.converted_euler_sigmas(sched, spacing_timesteps(cfg), sigma_schedule(cfg),
+                                      cfg.option("interpolation_type", "linear"),
+                                      cfg.option("final_sigmas_type", "zero"))
+
+
+def timesteps(cfg: SamplerConfig) -> np.ndarray:
+    """The timesteps the sampler should evaluate (float64; fractional for Euler linspace). With a
+    converted σ schedule, the model timesteps t(σ) (reference.timestep_from_sigma); with
+    timestep_type="continuous", c_noise = ¼·ln σ (reference.continuous_timesteps; undefined, a
+    ValueError, at σ = inf)."""
+    if cfg.sampler in VE_SAMPLERS and (continuous(cfg) or sigma_schedule(cfg) != "timesteps"):
+        sched = schedule(cfg)
+        if continuous(cfg):
+            return ref.continuous_timesteps(sigmas(cfg, sched)[:-1])
+        return _converted(cfg, sched)[0]
+    return spacing_timesteps(cfg)
 
 
 def final_alpha_bar(cfg: SamplerConfig, alphas_cumprod) -> float:
@@ -57,8 +98,10 @@ def final_alpha_bar(cfg: SamplerConfig, alphas_cumprod) -> float:
 
 def sigmas(cfg: SamplerConfig, sched: ref.Schedule) -> np.ndarray:
     """Euler-family σ at each timestep, then the final σ (length S+1)."""
+    if sigma_schedule(cfg) != "timesteps":
+        return _converted(cfg, sched)[1]
     interp = cfg.option("interpolation_type", "linear")
-    return ref.euler_sigmas(sched, timesteps(cfg), interp, cfg.option("final_sigmas_type", "zero"))
+    return ref.euler_sigmas(sched, spacing_timesteps(cfg), interp, cfg.option("final_sigmas_type", "zero"))
 
 
 def vp_levels(cfg: SamplerConfig, alphas_cumprod, i: int) -> tuple[float, float]:
@@ -67,6 +110,22 @@ def vp_levels(cfg: SamplerConfig, alphas_cumprod, i: int) -> tuple[float, float]
     a_t = float(alphas_cumprod[ts[i]])
     a_n = float(alphas_cumprod[ts[i + 1]]) if i + 1 < ts.size else final_alpha_bar(cfg, alphas_cumprod)
     return a_t, a_n
+
+
+def threshold_options(cfg: SamplerConfig) -> dict:
+    """The dynamic-thresholding keywords of reference.ddpm_step / ddim_step (empty when off)."""
+    if not cfg.option("thresholding", False):
+        return {}
+    return {"thresholding": True, "dynamic_thresholding_ratio": cfg.option("dynamic_thresholding_ratio", 0.995),
+            "sample_max_value": cfg.option("sample_max_value", 1.0)}
+
+
+def _clip_or_threshold(cfg: SamplerConfig, x0) -> np.ndarray:
+    """x̂₀ as the step uses it: dynamically thresholded (which takes precedence), clipped to ±1, or as is."""
+    kw = threshold_options(cfg)
+    if kw:
+        return ref.dynamic_threshold(x0, kw["dynamic_thresholding_ratio"], kw["sample_max_value"])
+    return np.clip(x0, -1.0, 1.0) if cfg.option("clip_sample", False) else x0
 
 
 def step(cfg: SamplerConfig, levels, x, model_output, z, predicted_variance=None) -> np.ndarray:
@@ -80,11 +139,12 @@ def step(cfg: SamplerConfig, levels, x, model_output, z, predicted_variance=None
         return ref.ddpm_step(x, model_output, prediction_type=p, alpha_bar_t=lo, alpha_bar_prev=hi, noise=z,
                              variance_type=cfg.option("variance_type", "fixed_small"),
                              predicted_variance=predicted_variance,
-                             clip_sample=cfg.option("clip_sample", False))
+                             clip_sample=cfg.option("clip_sample", False), **threshold_options(cfg))
     if cfg.sampler == "ddim":
         return ref.ddim_step(x, model_output, prediction_type=p, alpha_bar_t=lo, alpha_bar_prev=hi,
                              eta=cfg.option("eta", 0.0), noise=z, clip_sample=cfg.option("clip_sample", False),
-                             use_clipped_model_output=cfg.option("use_clipped_model_output", False))
+                             use_clipped_model_output=cfg.option("use_clipped_model_output", False),
+                             **threshold_options(cfg))
     if cfg.sampler == "euler":
         churn = {k: cfg.option(k) for k in ("s_churn", "s_tmin", "s_tmax", "s_noise") if cfg.option(k) is not None}
         xh, sig = ref.euler_churn(x, lo, num_inference_steps=cfg.num_inference_steps, noise=z, **churn)
@@ -156,6 +216,8 @@ def step_terms(cfg: SamplerConfig, levels, x, model_output, z, predicted_varianc
                 return ref.ddpm_variance(lv[0], lv[1], cfg.option("variance_type", "fixed_small"),
                                          predicted_variance)
 
+            if threshold_options(cfg):  # the thresholded x̂₀ (|x̂₀| <= 1) is the data of c_x0
+                return [(c_x0, thresholded_abs(cfg, levels, x, model_output)), (c_xt, ax), (std, az)]
             return [(lambda lv: c_x0(lv) * x0(lv, 0), ax), (lambda lv: c_x0(lv) * x0(lv, 1), am),
                     (c_xt, ax), (std, az)]
 
@@ -165,10 +227,12 @@ def step_terms(cfg: SamplerConfig, levels, x, model_output, z, predicted_varianc
         def s(lv):
             return ref.ddim_noise_scale(lv[0], lv[1], cfg.option("eta", 0.0))[1]
 
-        terms = [(lambda lv: math.sqrt(lv[1]) * x0(lv, 0), ax), (lambda lv: math.sqrt(lv[1]) * x0(lv, 1), am),
-                 (lambda lv: c_eps(lv) * eps(lv, 0), ax), (lambda lv: c_eps(lv) * eps(lv, 1), am), (s, az)]
-        if cfg.option("clip_sample", False) and cfg.option("use_clipped_model_output", False):
-            # ε̂ re-derived from the clipped x̂₀: (x_t - √ᾱ_t·x̂₀)/√(1-ᾱ_t), |x̂₀| <= the clip range (1)
+        thr = bool(threshold_options(cfg))
+        x0_terms = [(lambda lv: math.sqrt(lv[1]), thresholded_abs(cfg, levels, x, model_output))] if thr else \
+            [(lambda lv: math.sqrt(lv[1]) * x0(lv, 0), ax), (lambda lv: math.sqrt(lv[1]) * x0(lv, 1), am)]
+        terms = x0_terms + [(lambda lv: c_eps(lv) * eps(lv, 0), ax), (lambda lv: c_eps(lv) * eps(lv, 1), am), (s, az)]
+        if (cfg.option("clip_sample", False) or thr) and cfg.option("use_clipped_model_output", False):
+            # ε̂ re-derived from the clipped (thresholded) x̂₀: (x_t - √ᾱ_t·x̂₀)/√(1-ᾱ_t), |x̂₀| <= 1
             r = np.ones_like(ax)
             terms += [(lambda lv: c_eps(lv) / math.sqrt(1.0 - lv[0]), ax),
                       (lambda lv: c_eps(lv) * math.sqrt(lv[0]) / math.sqrt(1.0 - lv[0]), r)]
@@ -206,6 +270,32 @@ def step_terms(cfg: SamplerConfig, levels, x, model_output, z, predicted_varianc
 
 
 
+def thresholded_abs(cfg: SamplerConfig, levels, x, model_output) -> np.ndarray:
+    """|x̂₀| after dynamic thresholding at the nominal levels (<= 1): the data of its coefficient."""
+    x0 = ref.predict_x0_and_eps(x, model_output, cfg.prediction_type, levels[0])[0]
+    return np.abs(_clip_or_threshold(cfg, x0))
+
+
+def threshold_parts(cfg: SamplerConfig, levels, x, model_output):
+    """For a thresholded DDPM / DDIM step: (x̂₀, the terms of x̂₀ as (coefficient(levels), |data|),
+    the coefficients that multiply the thresholded x̂₀ in the step); None without thresholding.
+    tolerances.threshold_error turns the x̂₀ terms' bound into the thresholded x̂₀'s."""
+    if cfg.sampler not in ("ddpm", "ddim") or not threshold_options(cfg):
+        return None
+    ax, am = np.abs(np.asarray(x, np.float64)), np.abs(np.asarray(model_output, np.float64))
+    p = cfg.prediction_type
+    x0 = ref.predict_x0_and_eps(x, model_output, p, levels[0])[0]
+    x0_terms = [(lambda lv: _conversion(p, lv[0])[0][0], ax), (lambda lv: _conversion(p, lv[0])[0][1], am)]
+    if cfg.sampler == "ddpm":
+        carriers = [lambda lv: math.sqrt(lv[1]) * ((lv[1] - lv[0]) / lv[1]) / (1.0 - lv[0])]
+    else:
+        carriers = [lambda lv: math.sqrt(lv[1])]
+        if cfg.option("use_clipped_model_output", False):  # ε̂ = (x_t - √ᾱ_t·x̂₀)/√(1-ᾱ_t) carries it too
+            carriers.append(lambda lv: ref.ddim_noise_scale(lv[0], lv[1], cfg.option("eta", 0.0))[0]
+                            * math.sqrt(lv[0]) / math.sqrt(1.0 - lv[0]))
+    return x0, x0_terms, carriers
+
+
 # --- the expectation as named pieces --------------------------------------------------------------
 
 
@@ -214,7 +304,10 @@ def _sigma_table_at(abar, t, interp="linear") -> np.ndarray:
     NaN where the table is NaN, inf where ᾱ = 0 carries weight. For tables ref.Schedule refuses
     (a floor that rises above ᾱ_{T-2}, NaN from a float32 underflow)."""
     abar = np.asarray(abar, np.float64)
-    t = np.clip(np.asarray(t, np.float64), 0, abar.size - 1)  # outside [0, T-1]: the end value (np.interp)
+    t_in = np.asarray(t, np.float64)
+    if np.any(np.isnan(t_in)):  # a NaN timestep (of a NaN σ): NaN σ
+        return np.where(np.isnan(t_in), np.nan, _sigma_table_at(abar, np.nan_to_num(t_in), interp))
+    t = np.clip(t_in, 0, abar.size - 1)  # outside [0, T-1]: the end value (np.interp)
     with np.errstate(divide="ignore", invalid="ignore"):
         table = np.sqrt((1.0 - abar) / abar)
         lo = np.clip(np.floor(t), 0, abar.size - 1).astype(np.int64)
@@ -228,8 +321,88 @@ def _sigma_table_at(abar, t, interp="linear") -> np.ndarray:
     return np.where(w == 0, s_lo, np.where(np.isinf(s_hi), np.inf, mixed))
 
 
+def _t_from_sigma_table(abar, sigma, log_table=None) -> np.ndarray:
+    """The model timestep of each σ from a given ᾱ table: t piecewise linear in ln σ between the
+    table's own σ (reference.timestep_from_sigma, for tables ref.Schedule refuses). The segment is
+    the last t whose σ_t <= σ (clipped to [0, T-2]; for an increasing table, searchsorted's), so a
+    floor that rises above σ_{T-2} still maps σ_{T-1} itself to T-1. ``log_table`` (ln σ_t, e.g. an
+    implementation's float32 one) replaces the table's own."""
+    abar = np.asarray(abar, np.float64)
+    sig = np.asarray(sigma, np.float64)
+    T = abar.size
+    if T == 1:
+        return np.zeros(sig.shape)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        table = np.log(np.sqrt((1.0 - abar) / abar)) if log_table is None else np.asarray(log_table, np.float64)
+        ls = np.log(np.maximum(sig, 1e-300))
+        below = table[:, None] <= ls.ravel()[None, :]
+        idx = np.where(below.any(axis=0), T - 1 - np.argmax(below[::-1], axis=0), 0)
+        idx = np.clip(idx, 0, T - 2)
+        low, high = table[idx], table[idx + 1]
+        w = np.where(np.isinf(high), np.where(np.isinf(ls.ravel()), 1.0, 0.0), (ls.ravel() - low) / (high - low))
+    t = idx + np.clip(np.nan_to_num(w, nan=0.0, neginf=0.0, posinf=1.0), 0.0, 1.0)
+    return np.where(np.isnan(sig.ravel()), np.nan, t).reshape(sig.shape)  # a model's NaN σ: no timestep
+
+
+def _c_noise(sig) -> np.ndarray:
+    """reference.continuous_timesteps of a model's σ; a σ the model leaves NaN or inf (a table it
+    cannot interpolate) gives NaN / inf timesteps, which no implementation matches."""
+    sig = np.asarray(sig, np.float64)
+    if np.all(np.isfinite(sig) & (sig > 0)):
+        return ref.continuous_timesteps(sig)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return 0.25 * np.log(sig)
+
+
+def converted_from_table(cfg: SamplerConfig, abar, spacing_ts, base=None, log_table=None):
+    """(timesteps, σ) of the configuration's converted σ schedule (or continuous timesteps) built
+    from a given ᾱ table, as reference.converted_euler_sigmas builds them from a schedule: σ at the
+    spacing's timesteps (``base``, if given, replaces them) give σ_max and σ_min, the converted
+    schedule's S values lie between, each one's timestep is t(σ) on the table
+    (:func:`_t_from_sigma_table`), or ¼·ln σ for timestep_type="continuous"; then the final σ."""
+    abar = np.asarray(abar, np.float64)
+    S = cfg.num_inference_steps
+    if base is None:
+        base = _sigma_table_at(abar, spacing_ts, cfg.option("interpolation_type", "linear"))
+    kind = sigma_schedule(cfg)
+    if kind == "timesteps":
+        sig, ts = np.asarray(base, np.float64), np.asarray(spacing_ts, np.float64)
+    elif not (np.isfinite(base[-1]) and np.isfinite(base[0])):
+        # a table with no finite σ range (a model's NaN, or σ_max = inf where no floor is modelled):
+        # no converted values (NaN), which no implementation matches
+        sig, ts = np.full(S, np.nan), np.full(S, np.nan)
+    else:
+        lo, hi = float(base[-1]), float(base[0])
+        sig = {"karras": lambda: ref.karras_sigmas(lo, hi, S),
+               "exponential": lambda: ref.exponential_sigmas(lo, hi, S),
+               "beta": lambda: ref.beta_sigmas(lo, hi, S)}[kind]()
+        ts = _t_from_sigma_table(abar, sig, log_table)
+    if continuous(cfg):
+        ts = _c_noise(sig)
+    last = 0.0 if cfg.option("final_sigmas_type", "zero") == "zero" else math.sqrt((1 - abar[0]) / abar[0])
+    return ts, np.concatenate([sig, [last]])
+
+
 def _p_timesteps(E, cfg):
+    """The spacing's timesteps; with a converted σ schedule or continuous timesteps, those of the
+    expected σ: a model that replaces σ or ᾱ moves them too (t(σ) on its table, or ¼·ln σ)."""
+    if cfg.sampler in VE_SAMPLERS and (sigma_schedule(cfg) != "timesteps" or continuous(cfg)) \
+            and (E.overrides("sigmas") or E.overrides("alphas_cumprod")):
+        sig = E.sigmas(cfg)[:-1]
+        if continuous(cfg):
+            return _c_noise(sig)
+        return _t_from_sigma_table(E.alphas_cumprod(cfg), sig)
     return timesteps(cfg)
+
+
+def _p_timestep_kind(E, cfg):
+    """How the model timesteps follow from σ: None (the spacing's), "converted" (t(σ) of a Karras /
+    exponential / Beta σ), "continuous" (¼·ln σ); the checks derive the timesteps' bounds from it."""
+    if cfg.sampler not in VE_SAMPLERS:
+        return None
+    if continuous(cfg):
+        return "continuous"
+    return "converted" if sigma_schedule(cfg) != "timesteps" else None
 
 
 def _p_alphas_cumprod(E, cfg):
@@ -242,6 +415,9 @@ def _p_alphas_cumprod_abs(E, cfg):
 
 def _p_sigmas(E, cfg):
     interp, final = cfg.option("interpolation_type", "linear"), cfg.option("final_sigmas_type", "zero")
+    if E.overrides("alphas_cumprod") and cfg.sampler in VE_SAMPLERS and \
+            (sigma_schedule(cfg) != "timesteps" or continuous(cfg)):
+        return converted_from_table(cfg, E.alphas_cumprod(cfg), spacing_timesteps(cfg))[1]
     if E.overrides("alphas_cumprod") or E.overrides("timesteps"):
         abar = E.alphas_cumprod(cfg)
         last = 0.0 if final == "zero" else math.sqrt((1 - abar[0]) / abar[0])
@@ -250,9 +426,17 @@ def _p_sigmas(E, cfg):
 
 
 def _p_chain_sigmas(E, cfg, abar, ts):
-    """σ each step of an implementation should use, from its own ᾱ table and timesteps."""
+    """σ each step of an implementation should use, from its own ᾱ table and timesteps: σ(t) as
+    interpolated; for a converted σ schedule the σ whose t(σ) is the timestep (t(σ) is piecewise
+    linear in ln σ, so σ is the table's log-linear interpolation at t); for continuous timesteps
+    σ = exp(4t)."""
     final = 0.0 if cfg.option("final_sigmas_type", "zero") == "zero" else math.sqrt((1 - abar[0]) / abar[0])
-    return np.concatenate([_sigma_table_at(abar, ts, cfg.option("interpolation_type", "linear")), [final]])
+    ts = np.asarray(ts, np.float64)
+    if continuous(cfg):
+        with np.errstate(over="ignore"):  # (discrete timesteps read as c_noise: inf, a failure)
+            return np.concatenate([np.exp(4.0 * ts), [final]])
+    interp = "log_linear" if sigma_schedule(cfg) != "timesteps" else cfg.option("interpolation_type", "linear")
+    return np.concatenate([_sigma_table_at(abar, ts, interp), [final]])
 
 
 def _p_final_alpha_bar(E, cfg, abar):
@@ -363,13 +547,13 @@ def _p_step(E, cfg, i, levels, x, model_output, z, pv):
             mean = ref.ddpm_step(x, model_output, prediction_type=p, alpha_bar_t=lo, alpha_bar_prev=hi,
                                  variance_type="fixed_small" if pv is None else cfg.option("variance_type"),
                                  predicted_variance=pv, clip_sample=cfg.option("clip_sample", False),
-                                 noise=np.zeros(np.shape(x)))
+                                 noise=np.zeros(np.shape(x)), **threshold_options(cfg))
             std = E.ddpm_noise_std(cfg, i, levels, pv)
             return mean + (0.0 if z is None else std * np.asarray(z, np.float64))
         if cfg.sampler == "ddim":
             x0, eps = ref.predict_x0_and_eps(x, model_output, p, lo)
-            if cfg.option("clip_sample", False):
-                x0 = np.clip(x0, -1.0, 1.0)
+            if cfg.option("clip_sample", False) or threshold_options(cfg):
+                x0 = _clip_or_threshold(cfg, x0)
                 if cfg.option("use_clipped_model_output", False):
                     eps = (np.asarray(x, np.float64) - math.sqrt(lo) * x0) / math.sqrt(1.0 - lo)
             c_eps, s = E.ddim_coefficients(cfg, levels)

@@ -248,16 +248,52 @@ def bad_calls(draw):
 SAMPLER_BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2", "sigmoid")
 
 
+#: the converted σ schedules of the Euler family (diffusers' option names; at most one is set)
+SIGMA_SCHEDULE_OPTIONS = ("use_karras_sigmas", "use_exponential_sigmas", "use_beta_sigmas")
+
+
+@st.composite
+def thresholding_options(draw):
+    """Imagen's dynamic thresholding of x̂₀ (DDPM, DDIM), on in a third of the draws: the percentile
+    (0.995 is Imagen's; 0 and 1 are the min and the max of |x̂₀|) and the cap s <= sample_max_value
+    (1: plain clipping to [-1, 1])."""
+    if not draw(st.sampled_from((False, False, True)), label="thresholding"):
+        return {}
+    return {"thresholding": True,
+            "dynamic_thresholding_ratio": draw(st.one_of(st.sampled_from([0.995, 0.0, 0.5, 1.0]), st.floats(0.0, 1.0)),
+                                               label="dynamic_thresholding_ratio"),
+            "sample_max_value": draw(st.one_of(st.sampled_from([1.0, 1.5]), st.floats(1.0, 10.0)),
+                                     label="sample_max_value")}
+
+
+@st.composite
+def sigma_schedule_options(draw, sampler: str):
+    """The Euler family's σ schedule: σ at the timesteps, or the Karras, exponential or Beta σ
+    converted from their range (``use_*_sigmas``), with timestep_type "discrete" (t(σ)) or
+    "continuous" (EDM's ¼·ln σ). Only non-default values are set. Euler ancestral draws them less
+    often (an implementation without them refuses those configurations)."""
+    if sampler == "euler_ancestral":
+        return dict(draw(st.sampled_from([()] * 10 + [(("use_karras_sigmas", True),), (("use_exponential_sigmas", True),),
+                                                      (("use_beta_sigmas", True),), (("timestep_type", "continuous"),)]),
+                         label="sigma_schedule"))
+    kind = draw(st.sampled_from((None, None, None, *SIGMA_SCHEDULE_OPTIONS)), label="sigma_schedule")
+    opts = {kind: True} if kind else {}
+    if draw(st.sampled_from(("discrete", "discrete", "discrete", "continuous")), label="timestep_type") == "continuous":
+        opts["timestep_type"] = "continuous"
+    return opts
+
+
 @st.composite
 def sampler_options(draw, sampler: str):
     """The per-sampler options of a :class:`properties.contract.SamplerConfig`."""
     if sampler == "ddpm":
         return {"variance_type": draw(variance_types, label="variance_type"),
-                "clip_sample": draw(st.booleans(), label="clip_sample")}
+                "clip_sample": draw(st.booleans(), label="clip_sample"), **draw(thresholding_options())}
     if sampler == "ddim":
         return {"eta": draw(etas, label="eta"), "clip_sample": draw(st.booleans(), label="clip_sample"),
                 "set_alpha_to_one": draw(st.booleans(), label="set_alpha_to_one"),
-                "use_clipped_model_output": draw(st.booleans(), label="use_clipped_model_output")}
+                "use_clipped_model_output": draw(st.booleans(), label="use_clipped_model_output"),
+                **draw(thresholding_options())}
     if sampler == "euler":
         churn = draw(st.one_of(st.just(0.0), st.floats(0.0, 20.0)), label="s_churn")
         return {"s_churn": churn,
@@ -265,7 +301,10 @@ def sampler_options(draw, sampler: str):
                 "s_tmax": draw(st.one_of(st.just(float("inf")), st.floats(0.0, 100.0)), label="s_tmax"),
                 "s_noise": draw(st.one_of(st.just(1.0), st.floats(0.0, 2.0)), label="s_noise"),
                 "interpolation_type": draw(st.sampled_from(("linear", "log_linear")), label="interpolation_type"),
-                "final_sigmas_type": draw(st.sampled_from(("zero", "sigma_min")), label="final_sigmas_type")}
+                "final_sigmas_type": draw(st.sampled_from(("zero", "sigma_min")), label="final_sigmas_type"),
+                **draw(sigma_schedule_options(sampler))}
+    if sampler == "euler_ancestral":
+        return draw(sigma_schedule_options(sampler))
     return {}
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from diffusers import DDIMScheduler, DDPMScheduler, EulerDiscreteScheduler
 
 from properties.adapters.diffusers import DiffusersImplementation
@@ -210,3 +211,98 @@ def test_a_subclass_fixing_an_inherited_deviation_is_recorded_not_failed(inherit
     else:  # the implementation's own declaration, no longer true: remove it
         with pytest.raises(AssertionError, match="is fixed"):
             test_declared_deviation_reproduces(impl, rec, "ddpm-noise-on-last-step")
+
+
+# --- σ schedules and thresholding (issue 13): bugs inside the new deviations' regions ---------------
+
+
+class EulerKarrasRho5(EulerDiscreteScheduler):
+    """Karras σ with ρ = 5 instead of Karras et al.'s 7 (hidden behind euler-converted-sigmas-floor)."""
+
+    def _convert_to_karras(self, in_sigmas, num_inference_steps):
+        ramp = np.linspace(0, 1, num_inference_steps)
+        lo, hi = in_sigmas[-1].item() ** (1 / 5), in_sigmas[0].item() ** (1 / 5)
+        return (hi + ramp * (lo - hi)) ** 5
+
+
+class EulerContinuousLog10(EulerDiscreteScheduler):
+    """Continuous timesteps ¼·log10 σ instead of ¼·ln σ (v-prediction at zero SNR: the floored region)."""
+
+    def set_timesteps(self, *args, **kw):
+        super().set_timesteps(*args, **kw)
+        if self.config.timestep_type == "continuous" and self.config.prediction_type == "v_prediction":
+            self.timesteps = 0.25 * self.sigmas[:-1].log10()
+
+
+class EulerIgnoredContinuousOffByOne(EulerDiscreteScheduler):
+    """Where continuous timesteps are ignored (ε-prediction), discrete timesteps one step late."""
+
+    def set_timesteps(self, *args, **kw):
+        super().set_timesteps(*args, **kw)
+        if self.config.timestep_type == "continuous" and self.config.prediction_type != "v_prediction":
+            self.timesteps = self.timesteps - 1
+
+
+class DDPMThresholdOverBatch(DDPMScheduler):
+    """The dynamic threshold s taken over the whole batch instead of per sample."""
+
+    def _threshold_sample(self, sample):
+        s = torch.quantile(sample.abs().reshape(-1), self.config.dynamic_thresholding_ratio)
+        s = torch.clamp(s, min=1, max=self.config.sample_max_value)
+        return torch.clamp(sample, -s, s) / s
+
+
+class DDIMThresholdNoDivision(DDIMScheduler):
+    """Dynamic thresholding that clamps to [-s, s] but does not divide by s."""
+
+    def _threshold_sample(self, sample):
+        return super()._threshold_sample(sample) * torch.clamp(
+            torch.quantile(sample.abs().reshape(sample.shape[0], -1), self.config.dynamic_thresholding_ratio, dim=1),
+            min=1, max=self.config.sample_max_value).reshape(-1, *([1] * (sample.ndim - 1)))
+
+
+class DDPMThresholdCrashOn3D(DDPMScheduler):
+    """A thresholding that also crashes (TypeError) on 3-D samples: outside the declared 2-D crash."""
+
+    def _threshold_sample(self, sample):
+        if sample.ndim == 3:
+            raise TypeError("planted: 3-D samples not handled")
+        return super()._threshold_sample(sample)
+
+
+KARRAS_ZERO_SNR = SamplerConfig("euler", options=(("use_karras_sigmas", True),))
+CONTINUOUS_ZERO_SNR = SamplerConfig("euler", options=(("timestep_type", "continuous"),))
+CONTINUOUS_EPS = SamplerConfig("euler", rescale=False, prediction_type="epsilon", options=(("timestep_type", "continuous"),))
+THRESHOLD = (("thresholding", True), ("dynamic_thresholding_ratio", 0.9), ("sample_max_value", 1.5))
+DDPM_THRESHOLD = SamplerConfig("ddpm", prediction_type="sample", options=THRESHOLD)
+DDIM_THRESHOLD = SamplerConfig("ddim", prediction_type="sample", options=THRESHOLD)
+x3 = np.linspace(-3.0, 3.0, 24).reshape(2, 3, 4)  # x̂₀ (sample prediction) well beyond ±1: thresholded
+x3_other = x3 * np.array([1.0, 0.3])[:, None, None]  # two samples with different percentiles
+
+CASES.update({
+    "euler-karras-rho-5": (EulerKarrasRho5, "euler", KARRAS_ZERO_SNR, "euler-converted-sigmas-floor",
+                           [("schedule", checks.check_schedule, ()),
+                            ("loop", checks.check_loop, (np.full(SHAPE, 0.2), 0.25, x, 0))]),
+    "euler-continuous-log10": (EulerContinuousLog10, "euler", CONTINUOUS_ZERO_SNR, "euler-converted-sigmas-floor",
+                               [("schedule", checks.check_schedule, ()), ("starts_at_T", checks.check_starts_at_T, ())]),
+    "euler-ignored-continuous-off-by-one": (EulerIgnoredContinuousOffByOne, "euler", CONTINUOUS_EPS,
+                                            "euler-continuous-timesteps-v-only",
+                                            [("schedule", checks.check_schedule, ()),
+                                             ("starts_at_T", checks.check_starts_at_T, ())]),
+    "ddpm-threshold-over-batch": (DDPMThresholdOverBatch, "ddpm", DDPM_THRESHOLD, "threshold-2d-sample-crash",
+                                  [("step", checks.check_step, (2, x3, x3_other, 0, None))]),
+    "ddim-threshold-no-division": (DDIMThresholdNoDivision, "ddim", DDIM_THRESHOLD, "threshold-2d-sample-crash",
+                                   [("step", checks.check_step, (2, x3, x3_other, 0, None)),
+                                    ("loop", checks.check_loop, (np.full((2, 3, 4), 0.2), 4.0, x3, 0))]),
+})
+
+
+def test_a_crash_outside_the_declared_rank_is_an_error_not_the_deviation():
+    # threshold-2d-sample-crash excuses diffusers' TypeError on 2-D samples only: a 3-D crash stays an error
+    impl = _impl(ddpm=DDPMThresholdCrashOn3D)
+    assert "threshold-2d-sample-crash" in [d.id for d in matching(impl, DDPM_THRESHOLD, "step")]
+    with pytest.raises(TypeError, match="planted"):
+        _judged(checks.check_step, impl, DDPM_THRESHOLD, "step", 2, x3, x3_other, 0, None)
+    # ... while the 2-D crash of diffusers' own class is recorded as the deviation
+    outcome, rec = _judged(checks.check_step, _impl(), DDPM_THRESHOLD, "step", 2, x3[:, :, 0], x3_other[:, :, 0], 0, None)
+    assert outcome == "deviation" and "threshold-2d-sample-crash" in rec.deviations

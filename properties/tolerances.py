@@ -100,7 +100,23 @@ def step(cfg: SamplerConfig, levels, x, model_output, z, u: float, predicted_var
         # length |σ_next - σ̂| <= |σ_next| + √2·σ (γ <= √2 - 1)
         amplification += abs(levels[1]) + math.sqrt(2.0) * levels[0]
     tol = np.full(np.shape(x), STEP_OPS * subnormal * amplification)
-    for coef, data in expected.step_terms(cfg, levels, x, model_output, z, predicted_variance):
+    tol = tol + _terms(expected.step_terms(cfg, levels, x, model_output, z, predicted_variance), levels, u_terms,
+                       u_level, subnormal)
+    parts = expected.threshold_parts(cfg, levels, x, model_output)
+    if parts is not None:  # the thresholded x̂₀'s own error, carried by its coefficients
+        x0, x0_terms, carriers = parts
+        dy = threshold_error(x0, _terms(x0_terms, levels, u_terms, u_level, subnormal),
+                             cfg.option("dynamic_thresholding_ratio", 0.995), cfg.option("sample_max_value", 1.0), u)
+        for coef in carriers:
+            tol = tol + abs(float(coef(tuple(levels)))) * dy
+    return tol
+
+
+def _terms(terms, levels, u_terms, u_level, subnormal):
+    """Σ over (coefficient(levels), |data|) terms of their rounding (u_terms per unit of |c|·|data|)
+    and level-sensitivity bounds (see step)."""
+    tol = 0.0
+    for coef, data in terms:
         c = np.abs(np.asarray(coef(tuple(levels)), np.float64))
         with np.errstate(invalid="ignore"):
             tol = tol + u_terms * np.where(data > 0, c * data, 0.0) \
@@ -111,6 +127,46 @@ def step(cfg: SamplerConfig, levels, x, model_output, z, u: float, predicted_var
             dc, dl = _perturbed(coef, levels, j, 1e-6)
             tol = tol + LEVEL_OPS * u_level * (dc / dl) * data
     return tol
+
+
+def threshold_error(x0, dx0, ratio: float, max_value: float, u: float) -> np.ndarray:
+    """Allowed error of Imagen's dynamic thresholding y = clip(x̂₀, -s, s)/s, per element, given the
+    bound dx0 of the implementation's x̂₀ (reference.dynamic_threshold; batch on axis 0).
+
+    Per sample b of n elements, with E = max_i dx0_i:
+    * s is a quantile of |x̂₀|: q = (1-f)·a_(j) + f·a_(j+1) of the sorted |x̂₀|, at the position
+      p = ratio·(n-1), j = ⌊p⌋. The order statistics are 1-Lipschitz in the max norm, so each
+      a_(k) moves by <= E: the threshold's error is that of x̂₀ itself. q is continuous and piecewise
+      linear in p with slopes the gaps a_(k+1) - a_(k): p formed in the dtype (ratio rounded, one
+      product) errs by <= 2u·(n-1) + u, which moves q by that times the largest gap around j (each
+      gap itself off by <= 2E); the interpolation rounds 3 times (3u·q). So
+      δq <= E + 3u·q + (2u(n-1) + u)·(max gap + 2E).
+    * s = clip(q, 1, max_value) is 1-Lipschitz: δs <= δq.
+    * y_i = clip(x̂₀_i, -s, s)/s is continuous in (x̂₀_i, s) with |∂y/∂x̂₀| <= 1/s and
+      |∂y/∂s| <= min(|x̂₀_i|, s)/s² (0 where clipped, |x̂₀|/s² inside); the division rounds once
+      (|y| <= 1): δy_i <= dx0_i/s + min(|x̂₀_i|, s)·δs/s² + u.
+    """
+    x0 = np.asarray(x0, np.float64)
+    dx0 = np.broadcast_to(np.asarray(dx0, np.float64), x0.shape)
+    B = x0.shape[0]
+    a = np.abs(x0.reshape(B, -1))
+    d = dx0.reshape(B, -1)
+    n = a.shape[1]
+    E = np.max(d, axis=1)
+    srt = np.sort(a, axis=1)
+    with np.errstate(invalid="ignore"):
+        q = np.nan_to_num(np.quantile(a, ratio, axis=1), nan=np.inf)
+    gaps = np.diff(srt, axis=1) if n > 1 else np.zeros((B, 1))
+    j = min(math.floor(ratio * (n - 1)), max(n - 2, 0))
+    lo_j, hi_j = max(j - 1, 0), min(j + 2, gaps.shape[1])
+    with np.errstate(invalid="ignore"):
+        gap = np.nan_to_num(np.max(gaps[:, lo_j:hi_j], axis=1), nan=np.inf)
+        dq = E + 3 * u * np.where(np.isfinite(q), q, 0.0) + (2 * u * (n - 1) + u) * (gap + 2 * E)
+    s = np.clip(q, 1.0, max_value)[:, None]
+    ds = dq[:, None]
+    with np.errstate(invalid="ignore"):
+        dy = d / s + np.minimum(a, s) * ds / (s * s) + u
+    return np.nan_to_num(dy, nan=np.inf).reshape(x0.shape)
 
 
 def _step_from_infinity(cfg: SamplerConfig, levels, x, model_output, z, u: float, subnormal: float):
@@ -175,6 +231,79 @@ def rescaled_alphas_cumprod_relative(orig_abar: np.ndarray, orig_betas: np.ndarr
 def timestep_abs(t: np.ndarray) -> np.ndarray:
     """Fractional timesteps (Euler linspace) may be stored in float32: one rounding, <= 2⁻²⁴·|t|."""
     return U_FLOAT32 * np.abs(t)
+
+
+def converted_sigma_relative(sig_rel: np.ndarray, spacing_ts) -> float:
+    """Relative bound of a converted σ schedule (Karras, exponential, Beta; reference.spacing).
+
+    Each σ_k is a mean of the endpoints σ_max = σ(t_first), σ_min = σ(t_last) with weights summing
+    to 1: Karras σ_k^(1/ρ) = (1-r)·σ_max^(1/ρ) + r·σ_min^(1/ρ), so ∂ln σ_k/∂ln σ_max + ∂ln σ_k/∂ln σ_min
+    = 1; exponential ln σ_k = (1-r)·ln σ_max + r·ln σ_min; Beta σ_k = (1-p)·σ_min + p·σ_max. The
+    endpoints' relative bound (sig_rel at the timesteps' neighbouring training steps) therefore
+    carries over, plus 4 roundings (the schedule's float64 arithmetic, ~ρ ulp of float64, is below
+    one float32 rounding; the float32 cast of σ: 1; np.interp of the endpoints: 3)."""
+    ts = np.asarray(spacing_ts, np.float64)
+    ends = np.array([ts[0], ts[-1]])
+    idx = np.clip(np.concatenate([np.floor(ends), np.ceil(ends)]).astype(np.int64), 0, sig_rel.size - 1)
+    vals = sig_rel[idx]
+    return float(np.max(vals[np.isfinite(vals)], initial=0.0)) + 4 * U_FLOAT32
+
+
+def model_timestep_abs(kind: str, t, sigma, sigma_rel, abar, table_rel, u: float = U_FLOAT32) -> np.ndarray:
+    """Allowed |t_impl - t| of model timesteps computed from σ (σ with relative bound sigma_rel).
+
+    ``continuous``: t = ¼·ln σ, so δt <= ¼·δσ/σ, plus float32's log (u·|ln σ| = 4u·|t|, quartered)
+    and the cast of t (u·|t|): ¼·sigma_rel + 2u·|t|.
+    converted (t(σ), reference.timestep_from_sigma): t = i + w, w = (ℓ - ℓ_i)/(ℓ_{i+1} - ℓ_i) with
+    ℓ = ln σ and ℓ_i = ln σ_i of the table: ∂w/∂ℓ = 1/Δ, ∂w/∂ℓ_i = (w-1)/Δ, ∂w/∂ℓ_{i+1} = -w/Δ, so
+    δt <= (δℓ + (1-w)·δℓ_i + w·δℓ_{i+1})/Δ with δℓ = sigma_rel and δℓ_i = table_rel[i] + u·|ℓ_i| (the
+    table's σ bound, and float32's log of it), Δ the smallest segment width among i-1, i, i+1 (t is
+    continuous and piecewise linear: a perturbation that crosses into a neighbouring segment has
+    that segment's slope), plus the cast of t (u·|t|)."""
+    t = np.asarray(t, np.float64)
+    if kind == "continuous":
+        return 0.25 * np.asarray(sigma_rel) + 2 * u * np.abs(t)
+    abar = np.asarray(abar, np.float64)
+    T = abar.size
+    if T < 2:
+        return u * np.abs(t)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ell = np.log(np.sqrt((1.0 - abar) / abar))
+        d = np.diff(ell)
+    d = np.where(np.isfinite(d) & (d > 0), d, np.inf)
+    i = np.clip(np.floor(np.nan_to_num(t)).astype(np.int64), 0, T - 2)
+    w = np.clip(t - i, 0.0, 1.0)
+    width = np.minimum(d[i], np.minimum(d[np.maximum(i - 1, 0)], d[np.minimum(i + 1, T - 2)]))
+    dl = np.where(np.isfinite(ell), np.asarray(table_rel, np.float64) + u * np.abs(ell), 0.0)
+    dl = np.nan_to_num(dl, nan=0.0, posinf=0.0)
+    with np.errstate(invalid="ignore"):
+        dt = (np.asarray(sigma_rel) + (1 - w) * dl[i] + w * dl[i + 1]) / width
+    return np.nan_to_num(dt, nan=0.0, posinf=0.0) + u * np.abs(t)
+
+
+def chain_sigma_relative(kind: str, ts, abar, table_rel, u: float = U_FLOAT32) -> np.ndarray:
+    """Relative bound of σ(t_i) recomputed from a sampler's own (float32) timesteps and table, for
+    the chaining check's 'σ of each step vs σ(t) of its timestep' with model timesteps from σ.
+
+    ``continuous`` (σ = exp(4t)): t carries 2u·|t| + u·|ln σ|/4 (model_timestep_abs with exact σ),
+    times 4: 8u·|t| + u·|ln σ| = 12u·|t|.
+    converted (σ = exp(ℓ_i + w·Δ), the inverse of t(σ)): the cast of t (u·|t|) moves ℓ by Δ·u·|t|;
+    the table's ℓ_i, ℓ_{i+1} carry table_rel + u·|ℓ| each (float32 log of the float32 σ); the
+    float32 σ itself 1 rounding."""
+    t = np.asarray(ts, np.float64)
+    if kind == "continuous":
+        return 12 * u * np.abs(t)
+    abar = np.asarray(abar, np.float64)
+    T = abar.size
+    if T < 2:
+        return np.full(t.shape, u)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ell = np.log(np.sqrt((1.0 - abar) / abar))
+    i = np.clip(np.floor(np.nan_to_num(t)).astype(np.int64), 0, T - 2)
+    with np.errstate(invalid="ignore"):
+        delta = np.nan_to_num(np.abs(ell[i + 1] - ell[i]), nan=0.0, posinf=0.0)
+        dl = np.nan_to_num(np.asarray(table_rel, np.float64) + u * np.abs(ell), nan=0.0, posinf=0.0)
+    return delta * u * np.abs(t) + np.maximum(dl[i], dl[i + 1]) + u
 
 
 def sigma_relative(abar_rel: np.ndarray, abar: np.ndarray) -> np.ndarray:

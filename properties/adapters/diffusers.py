@@ -42,6 +42,15 @@ _SCHEDULES = {
 }
 
 
+#: the σ-schedule and thresholding options, passed to the constructor under diffusers' own names,
+#: and their defaults (a configuration that sets another value on a class without the option is
+#: Unsupported)
+_OPTION_DEFAULTS = {"use_karras_sigmas": False, "use_exponential_sigmas": False, "use_beta_sigmas": False,
+                    "timestep_type": "discrete", "final_sigmas_type": "zero", "thresholding": False,
+                    "dynamic_thresholding_ratio": 0.995, "sample_max_value": 1.0}
+_SIGMA_AND_THRESHOLD_OPTIONS = tuple(_OPTION_DEFAULTS)
+
+
 def _default_classes():
     from diffusers import (
         DDIMScheduler,
@@ -140,7 +149,9 @@ def _not_accepted(cls, where: str, name: str, value) -> str:
 #: options whose introduction kept the earlier fixed behaviour as their default: a class without
 #: the option computes exactly that value. final_sigmas_type (EulerDiscrete, 0.28): before it,
 #: set_timesteps always appended σ = 0 (``torch.cat([sigmas, torch.zeros(1)])``), which "zero" keeps.
-_ABSENT_MEANS = {"final_sigmas_type": "zero"}
+#: The σ-schedule and thresholding options' defaults likewise: a class without them (Euler ancestral
+#: has no σ schedules) computes their default.
+_ABSENT_MEANS = {**_OPTION_DEFAULTS, "final_sigmas_type": "zero"}
 
 
 def _is_off(name: str, value) -> bool:
@@ -162,6 +173,12 @@ def _accepted(cls, kw: dict) -> dict:
         if name not in params and not _is_off(name, value):
             raise Unsupported(_not_accepted(cls, "__init__", name, value))
     return {k: v for k, v in kw.items() if k in params}
+
+
+class ThresholdRankCrash(TypeError):
+    """diffusers' TypeError from dynamic thresholding of a 2-D sample (declared deviation
+    threshold-2d-sample-crash): raised only for a thresholded step on a 2-D sample, so a TypeError
+    anywhere else (another rank, another option) stays an ordinary error."""
 
 
 class DiffusersSampler:
@@ -267,6 +284,11 @@ class DiffusersSampler:
             prev = s.step(out, s.timesteps[i], sample, return_dict=False, **kwargs)[0]
         except NotImplementedError as exc:
             raise Unsupported(f"{type(s).__name__}.step: {exc}") from None
+        except TypeError as exc:
+            if cfg.option("thresholding", False) and sample.ndim == 2:  # the declared threshold-2d-sample-crash
+                raise ThresholdRankCrash(f"{type(s).__name__}.step with thresholding on a 2-D sample "
+                                         f"{tuple(sample.shape)}: TypeError: {exc}") from exc
+            raise
         # the standard normal diffusers' randn_tensor draws from this seed (bit-exact for one generator)
         z = torch.randn(sample.shape, generator=torch.Generator(device=self.impl.device).manual_seed(seed),
                         device=self.impl.device, dtype=self.impl.torch_dtype)
@@ -482,7 +504,7 @@ class DiffusersImplementation:
             kw.setdefault("beta_end", DEFAULT_BETA_RANGE[cfg.beta_schedule][1])
         params = _parameters(cls.__init__)
         for name in ("variance_type", "clip_sample", "set_alpha_to_one", "interpolation_type",
-                     "final_sigmas_type"):
+                     *_SIGMA_AND_THRESHOLD_OPTIONS):
             value = cfg.option(name)
             if name == "clip_sample" and value is None and name in params:
                 value = False  # diffusers defaults to True; zsnr's configurations say it

@@ -24,8 +24,9 @@ from reference import timesteps as oracle_timesteps
 
 from .. import expected, tolerances
 from ..contract import SamplerConfig
-from ..deviations import NON_FINITE, Deviation
+from ..deviations import NON_FINITE, RAISES, Deviation
 from ..expected import _conversion, _index_in, _sigma_table_at
+from .diffusers import ThresholdRankCrash
 
 SRC = "https://github.com/huggingface/diffusers/blob/main/src/diffusers/schedulers/"
 ALL = ("ddpm", "ddim", "euler", "euler_ancestral")
@@ -54,12 +55,50 @@ def _float_spacing(c: SamplerConfig) -> np.ndarray:
 # --- models: what diffusers computes, as pieces of the expectation (fn(E, ...)) ---------------------
 
 
+def _converted_sigmas(c: SamplerConfig) -> bool:
+    """A converted σ schedule (Karras, exponential, Beta) or continuous timesteps (the Euler family)."""
+    return c.sampler in expected.VE_SAMPLERS and (expected.sigma_schedule(c) != "timesteps" or expected.continuous(c))
+
+
+def _spacing(c: SamplerConfig) -> np.ndarray:
+    """diffusers' spacing timesteps: its float formulas; the Euler family keeps linspace fractional."""
+    if c.sampler in expected.VE_SAMPLERS and c.spacing == "linspace":
+        return expected.spacing_timesteps(c)
+    return _float_spacing(c).astype(np.float64)
+
+
+def _diffusers_converted(E, c):
+    """(timesteps, σ) of EulerDiscreteScheduler.set_timesteps with a converted σ schedule or
+    continuous timesteps, from the model's ᾱ table: σ at its spacing timesteps (np.interp of the
+    float32 table; log_linear: its S+1 log-spaced σ) give σ_max = first and σ_min = last, the S
+    Karras / exponential / Beta σ between them, t(σ) on the float32 ln σ table (which, where the
+    floor rises above σ_{T-2}, can map σ_max = 4096 to the t where the table first passes 4096, not
+    to T-1: float32's ln 4096 rounds up); timestep_type="continuous" only for v_prediction (¼·ln σ),
+    else those timesteps."""
+    abar = E.alphas_cumprod(c)
+    ts = _spacing(c)
+    plain = m_chain_sigmas(E, c.with_options(use_karras_sigmas=False, use_exponential_sigmas=False,
+                                             use_beta_sigmas=False, timestep_type="discrete"), abar, ts)
+    base = plain[:-1]
+    if c.prediction_type != "v_prediction":
+        c = c.with_options(timestep_type="discrete")
+    import torch
+
+    with np.errstate(divide="ignore", invalid="ignore"):  # _sigma_to_t's float32 ln σ table
+        a32 = torch.tensor(np.asarray(abar, np.float64), dtype=torch.float32)
+        log_table = np.log((((1 - a32) / a32) ** 0.5).numpy())
+    t_out, sig = expected.converted_from_table(c, abar, ts, base=base, log_table=log_table)
+    sig[-1] = plain[-1]  # the final σ as diffusers forms it: 0, or float32 ((1 - ᾱ_0)/ᾱ_0)^0.5
+    return t_out, sig
+
+
 def m_timesteps(E, c):
     """MODEL timesteps: diffusers' float formulas (round(arange(T, 0, -T/S)) - 1, ...); the Euler
-    family keeps linspace fractional (the oracle's)."""
-    if c.sampler in expected.VE_SAMPLERS and c.spacing == "linspace":
-        return expected.timesteps(c)
-    return _float_spacing(c).astype(np.float64)
+    family keeps linspace fractional (the oracle's); with a converted σ schedule t(σ) of those σ
+    (_diffusers_converted), with timestep_type="continuous" ¼·ln σ for v_prediction only."""
+    if _converted_sigmas(c):
+        return _diffusers_converted(E, c)[0]
+    return _spacing(c)
 
 
 def m_lcm_timesteps(E, c):
@@ -111,6 +150,10 @@ def m_alphas_cumprod(E, c):
 def m_chain_sigmas(E, c, abar, ts):
     """MODEL σ from the implementation's own ᾱ table as diffusers forms them: np.interp of the float32
     table √((1-ᾱ)/ᾱ) at the timesteps (inf - inf = NaN between two ᾱ = 0), or the log-linear σ."""
+    if expected.continuous(c) and c.prediction_type == "v_prediction":  # σ = exp(4t) of c_noise = ¼·ln σ
+        return expected._p_chain_sigmas(E, c, abar, ts)
+    if expected.sigma_schedule(c) != "timesteps":  # t(σ) is log-linear: σ = the table's log-linear σ at t
+        return expected._p_chain_sigmas(E, c.with_options(timestep_type="discrete"), abar, ts)
     if c.option("interpolation_type", "linear") == "log_linear":
         return _log_linear(c, abar)
     import torch
@@ -303,7 +346,9 @@ def m_ancestral_widening(E, c, i, levels, x, out, z, pv, u):
 def m_sigmas(E, c):
     """MODEL Euler σ as diffusers forms them from the (modelled) ᾱ and timesteps: see m_chain_sigmas
     (for interpolation_type='log_linear': exp(linspace(log σ(T-1), log σ(0), S+1)), ignoring the
-    timesteps, then the final σ: S+2 values)."""
+    timesteps, then the final σ: S+2 values); converted σ schedules: _diffusers_converted."""
+    if _converted_sigmas(c):
+        return _diffusers_converted(E, c)[1]
     return m_chain_sigmas(E, c, E.alphas_cumprod(c), E.timesteps(c))
 
 
@@ -320,8 +365,9 @@ def _log_linear(c, abar):
 
 
 def m_log_linear_churn_steps(E, c):
-    """MODEL: the churn's γ = s_churn/(len(sigmas) - 1) counts the S+1 log-linear steps."""
-    return c.num_inference_steps + 1
+    """MODEL: the churn's γ = s_churn/(len(sigmas) - 1) counts the S+1 log-linear steps (S with a
+    converted σ schedule, which has S σ before the final one)."""
+    return c.num_inference_steps + (0 if expected.sigma_schedule(c) != "timesteps" else 1)
 
 
 def m_v_converts_with_sigma(E, c, sigma, sigma_hat):
@@ -349,10 +395,23 @@ def m_model_before_churn(E, c):
     return "before_churn"
 
 
+def _ieee_threshold(x0, ratio, max_value):
+    """Dynamic thresholding of an x̂₀ holding ±inf/NaN in IEEE arithmetic, as torch evaluates it: the
+    quantile interpolates a + f·(b - a) between order statistics (inf - inf = NaN: an all-inf
+    sample's threshold s is NaN, and so is every thresholded value), then clamp and divide."""
+    import torch
+
+    t = torch.as_tensor(np.asarray(x0, np.float64))
+    flat = t.reshape(t.shape[0], -1)
+    s = torch.clamp(torch.quantile(flat.abs(), float(ratio), dim=1), min=1, max=float(max_value)).unsqueeze(1)
+    return (torch.clamp(flat, -s, s) / s).reshape(t.shape).numpy()
+
+
 def m_silent_at_T(E, c, levels, x, out, z, pv, u, sub):
     """MODEL of ε-prediction at zero SNR (no error, no warning): DDPM/DDIM divide by α_t = 0 in IEEE
     arithmetic (x̂₀ = ±inf, NaN where x = ε; clip_sample clamps it to ±1; use_clipped_model_output
-    re-derives ε̂ = (x - √ᾱ_t·x̂₀)/√(1-ᾱ_t), NaN for an unclipped ±inf); Euler/Euler ancestral step from their floored
+    re-derives ε̂ = (x - √ᾱ_t·x̂₀)/√(1-ᾱ_t), NaN for an unclipped ±inf; thresholding: _ieee_threshold,
+    NaN where a sample's |x̂₀| quantile interpolates inf - inf); Euler/Euler ancestral step from their floored
     σ_T = 4096 (a finite ε-step). Returns (values, tolerance)."""
     if c.sampler in expected.VE_SAMPLERS:
         want = E.step(c, 0, levels, x, out, z, pv)
@@ -361,8 +420,9 @@ def m_silent_at_T(E, c, levels, x, out, z, pv, u, sub):
     with np.errstate(divide="ignore", invalid="ignore"):
         x0 = (np.asarray(x, np.float64) - math.sqrt(1 - a_t) * np.asarray(out, np.float64)) / math.sqrt(a_t)
     eps = np.asarray(out, np.float64)
-    clip = c.option("clip_sample", False)
-    if clip:
+    if c.option("thresholding", False):
+        x0 = _ieee_threshold(x0, c.option("dynamic_thresholding_ratio", 0.995), c.option("sample_max_value", 1.0))
+    elif c.option("clip_sample", False):
         x0 = np.clip(x0, -1.0, 1.0)
     xs = np.asarray(x, np.float64)
     if c.sampler == "ddpm":
@@ -466,8 +526,8 @@ def _floor_breaks_first_step(c: SamplerConfig) -> bool:
     # the model's σ (floored ᾱ, interpolated at the fractional second timestep) does not fall on the
     # first step (within float32 rounding of both); log_linear σ are log-spaced: never up
     if not c.rescale or c.num_train_timesteps < 2 or c.num_inference_steps < 2 \
-            or c.option("interpolation_type", "linear") == "log_linear":
-        return False
+            or c.option("interpolation_type", "linear") == "log_linear" or expected.sigma_schedule(c) != "timesteps":
+        return False  # Karras / exponential / Beta σ fall by construction
     abar = m_alphas_cumprod(expected.ORACLE, c)
     ts = fractional_timesteps(c.spacing, c.num_train_timesteps, c.num_inference_steps, c.steps_offset)
     if ts[0] != c.num_train_timesteps - 1:
@@ -502,8 +562,8 @@ def _euler_small_churn(c: SamplerConfig) -> bool:
     return c.sampler == "euler" and 0 < gamma < 0.05
 
 
-TIMESTEPS = {"timesteps": m_timesteps}
-LEVELS = {"timesteps": m_timesteps, "vp_levels": m_vp_levels}
+TIMESTEPS = {"timesteps": m_timesteps, "sigmas": m_sigmas}
+LEVELS = {"timesteps": m_timesteps, "vp_levels": m_vp_levels, "sigmas": m_sigmas}
 FLOOR = {"alphas_cumprod": m_alphas_cumprod, "sigmas": m_sigmas}
 
 
@@ -799,3 +859,87 @@ TRAINING_DEVIATIONS = [
         SamplerConfig("ddpm", rescale=True, prediction_type="epsilon"), {}, symptom=NON_FINITE,
         summary="the ε Min-SNR weight is NaN at SNR 0 (0/0), silently; every other weight is the oracle's"),
 ]
+
+
+# --- σ schedules and thresholding (issue 13) --------------------------------------------------------
+
+
+def _converted_at_zero_snr(c: SamplerConfig) -> bool:
+    # a converted σ schedule (or continuous timesteps) whose σ_max is σ_T of a zero-SNR schedule: the
+    # oracle's σ_max = inf, where these schedules are undefined; diffusers builds them from σ_T = 4096
+    if not (c.rescale and _converted_sigmas(c)) or c.sampler != "euler":
+        return False
+    # (log_linear σ run from σ(T-1) whatever the timesteps: euler-log-linear-sigmas)
+    return float(expected.spacing_timesteps(c)[0]) == c.num_train_timesteps - 1 \
+        or c.option("interpolation_type", "linear") == "log_linear"
+
+
+def _continuous_ignored(c: SamplerConfig) -> bool:
+    return c.sampler == "euler" and expected.continuous(c) and c.prediction_type != "v_prediction"
+
+
+def m_timestep_kind(E, c):
+    """MODEL: continuous timesteps only for v_prediction; else t(σ) of a converted σ, or the spacing's."""
+    if expected.continuous(c) and c.prediction_type == "v_prediction":
+        return "continuous"
+    return "converted" if c.sampler in expected.VE_SAMPLERS and expected.sigma_schedule(c) != "timesteps" else None
+
+
+CONVERTED = {"alphas_cumprod": m_alphas_cumprod, "sigmas": m_sigmas, "timesteps": m_timesteps,
+             "timestep_kind": m_timestep_kind}
+
+SIGMA_SCHEDULE_DEVIATIONS = [
+    Deviation(
+        "euler-converted-sigmas-floor", ("schedule", "step", "chaining", "zero_snr", "starts_at_T", "finite_at_T", "loop"),
+        ("euler",), _converted_at_zero_snr,
+        "at zero terminal SNR σ_max = ∞, and the Karras, exponential and Beta σ schedules (use_karras_sigmas, "
+        "use_exponential_sigmas, use_beta_sigmas) and EDM's continuous timesteps ¼·ln σ are undefined (every "
+        "Karras σ would be ∞; c_noise(∞) = ∞). EulerDiscreteScheduler builds them silently from its floored "
+        "σ_T = 4096 (ᾱ_T = 2⁻²⁴, euler-terminal-floor): σ_max = 4096, the model timestep of σ_max is T-1, "
+        "c_noise(σ_max) = 2.08, with no error or warning.",
+        "https://github.com/huggingface/diffusers/pull/6024",
+        SamplerConfig("euler", options=(("use_karras_sigmas", True),)), {"step_index": 0}, model=CONVERTED,
+        summary="the converted σ from the floored table: σ_max = 4096, σ_min = σ at the last timestep, S Karras / "
+                "exponential / Beta σ between, t(σ) log-linear on the float32 table (continuous: ¼·ln σ)"),
+    Deviation(
+        "euler-continuous-timesteps-v-only", ("schedule", "step", "chaining", "starts_at_T", "finite_at_T", "loop"),
+        ("euler",), _continuous_ignored,
+        "EulerDiscreteScheduler honours timestep_type='continuous' only with prediction_type='v_prediction' "
+        "(a TODO in set_timesteps: 'Support the full EDM scalings for all prediction types'): for ε and x₀ "
+        "prediction it silently keeps the discrete timesteps, where EDM's c_noise = ¼·ln σ does not depend "
+        "on the parameterisation.",
+        SRC + "scheduling_euler_discrete.py (set_timesteps: timestep_type == 'continuous' and prediction_type == "
+        "'v_prediction')",
+        SamplerConfig("euler", rescale=False, prediction_type="epsilon", options=(("timestep_type", "continuous"),)),
+        {}, model={"timesteps": m_timesteps, "sigmas": m_sigmas, "chain_sigmas": m_chain_sigmas,
+                   "timestep_kind": m_timestep_kind},
+        summary="timestep_type='continuous' ignored unless v_prediction: the discrete timesteps (spacing, or t(σ) "
+                "of a converted σ schedule)"),
+]
+DEVIATIONS += SIGMA_SCHEDULE_DEVIATIONS
+
+
+def _threshold_2d(c: SamplerConfig) -> bool:
+    # the region is the configuration's; the crash needs a 2-D sample as well (the drawn rank), which
+    # a configuration does not carry: a 3-D to 5-D sample in this region is checked against the oracle
+    return c.sampler in ("ddpm", "ddim") and bool(c.option("thresholding", False))
+
+
+THRESHOLD_DEVIATIONS = [
+    Deviation(
+        "threshold-2d-sample-crash", ("step", "finite_at_T", "loop"), ("ddpm", "ddim"), _threshold_2d,
+        "DDPMScheduler and DDIMScheduler with thresholding=True crash on a 2-D sample (batch, features): "
+        "_threshold_sample unpacks batch_size, channels, *remaining_dims = sample.shape and reshapes to "
+        "(batch_size, channels * np.prod(remaining_dims)); np.prod(()) is the float 1.0, so the new shape "
+        "holds a numpy.float64 and torch's reshape raises TypeError ('type must be tuple of ints'). "
+        "Imagen's rule is per sample over all its elements, so a user expects the thresholded x̂₀; 3-D to "
+        "5-D samples work (np.prod of a non-empty list is an integer). A declared crash: the adapter raises "
+        "that TypeError as ThresholdRankCrash only for a thresholded 2-D step, and it is recorded as this "
+        "deviation, never as a pass; other ranks in the region are checked as usual.",
+        SRC + "scheduling_ddpm.py (_threshold_sample: channels * np.prod(remaining_dims)); the rank-generic "
+        "version came with https://github.com/huggingface/diffusers/pull/5210 (no report of the 2-D case found)",
+        SamplerConfig("ddpm", options=(("thresholding", True),)), {"step_index": 0, "shape": (2, 3)},
+        symptom=RAISES, raises=(ThresholdRankCrash,),
+        summary="raises TypeError for a 2-D sample (reshape to (batch, float)); every other rank is checked"),
+]
+DEVIATIONS += THRESHOLD_DEVIATIONS

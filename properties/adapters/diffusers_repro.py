@@ -539,6 +539,72 @@ def half_sigma_eps_overflow() -> bool:
     return bool((~torch.isfinite(got)).all()) and bool(np.all(np.abs(want) < 65504))
 
 
+# --- σ schedules and thresholding (issue 13) --------------------------------------------------------
+
+
+def euler_converted_sigmas_floor() -> bool:
+    print("  config     EulerDiscreteScheduler(SD, rescale, trailing, v_prediction, use_karras_sigmas=True), S=10; "
+          "and timestep_type='continuous'")
+    s = EulerDiscreteScheduler(**SD, rescale_betas_zero_snr=True, timestep_spacing="trailing",
+                               prediction_type="v_prediction", use_karras_sigmas=True)
+    s.set_timesteps(10)
+    c = EulerDiscreteScheduler(**SD, rescale_betas_zero_snr=True, timestep_spacing="trailing",
+                               prediction_type="v_prediction", timestep_type="continuous")
+    c.set_timesteps(10)
+    _show("diffusers", f"Karras σ = {np.round(_f64(s.sigmas)[:3], 2).tolist()}..., timesteps "
+          f"{np.round(_f64(s.timesteps)[:3], 3).tolist()}...; continuous c_noise[0] = {c.timesteps[0].item():.6f}")
+    o = reference.make_schedule("scaled_linear", rescale=True)
+    try:
+        reference.converted_euler_sigmas(o, reference.fractional_timesteps("trailing", 1000, 10), "karras")
+        refused = False
+    except ValueError as exc:
+        refused = True
+        _show("oracle", f"refuses (σ_max = inf): {str(exc)[:90]}...")
+    floored = reference.with_terminal_floor(o, reference.DIFFUSERS_EULER_FLOOR)
+    _, sig = reference.converted_euler_sigmas(floored, reference.fractional_timesteps("trailing", 1000, 10), "karras")
+    err = np.max(np.abs(_f64(s.sigmas) - sig) / np.maximum(sig, 1e-30))
+    _show("model", f"the floored schedule's Karras σ (σ_max = 4096): max rel diff {err:.1e}; "
+          f"¼·ln 4096 = {0.25 * math.log(4096):.6f}")
+    return refused and s.sigmas[0].item() == 4096.0 and err < 1e-5 and \
+        abs(c.timesteps[0].item() - 0.25 * math.log(4096)) < 1e-6
+
+
+def euler_continuous_timesteps_v_only() -> bool:
+    print("  config     EulerDiscreteScheduler(SD, no rescale, trailing, timestep_type='continuous'), S=10, "
+          "v_prediction vs epsilon")
+    got = {}
+    for p in ("v_prediction", "epsilon"):
+        s = EulerDiscreteScheduler(**SD, timestep_spacing="trailing", prediction_type=p, timestep_type="continuous")
+        s.set_timesteps(10)
+        got[p] = _f64(s.timesteps)
+        _show("diffusers", f"{p:<12} timesteps[:3] = {np.round(got[p][:3], 4).tolist()}")
+    o = reference.make_schedule("scaled_linear")
+    want = reference.continuous_timesteps(reference.euler_sigmas(o, reference.fractional_timesteps("trailing", 1000, 10))[:-1])
+    _show("oracle", f"c_noise = ¼·ln σ for every prediction type: {np.round(want[:3], 4).tolist()}")
+    return bool(np.allclose(got["v_prediction"], want, rtol=1e-5) and got["epsilon"][0] == 999.0)
+
+
+def threshold_2d_sample_crash() -> bool:
+    print("  config     DDPMScheduler / DDIMScheduler(SD, thresholding=True, prediction_type='sample'), S=10, "
+          "sample shape (2, 3)")
+    crashed = True
+    for cls in (DDPMScheduler, DDIMScheduler):
+        s = cls(**SD, thresholding=True, prediction_type="sample", clip_sample=False)
+        s.set_timesteps(10)
+        x = _randn((2, 3), 1) * 3
+        try:
+            s.step(x, s.timesteps[0], x, generator=_gen(0))
+            _show("diffusers", f"{cls.__name__}: no error")
+            crashed = False
+        except TypeError as exc:
+            _show("diffusers", f"{cls.__name__}: TypeError: {exc}")
+        x4 = x.reshape(2, 3, 1, 1)
+        s.step(x4, s.timesteps[0], x4, generator=_gen(0))  # the same values as (2, 3, 1, 1): no error
+    want = reference.dynamic_threshold(_f64(x), 0.995, 1.0)
+    _show("oracle", f"per-sample percentile over all elements: x̂₀ thresholded = {np.round(want, 3).tolist()}")
+    return crashed
+
+
 REPROS = {
     "float32-alphas-cumprod-underflow": float32_alphas_cumprod_underflow,
     "trailing-extra-step": trailing_extra_step,
@@ -563,6 +629,9 @@ REPROS = {
     "rescale-noise-cfg-zero-std": rescale_noise_cfg_zero_std,
     "half-x0-overflow": half_x0_overflow,
     "half-sigma-eps-overflow": half_sigma_eps_overflow,
+    "euler-converted-sigmas-floor": euler_converted_sigmas_floor,
+    "euler-continuous-timesteps-v-only": euler_continuous_timesteps_v_only,
+    "threshold-2d-sample-crash": threshold_2d_sample_crash,
 }
 
 

@@ -113,8 +113,9 @@ class MyImplementation:
     )
 
     def build(self, cfg: SamplerConfig) -> MySampler:
-        if cfg.sampler != "ddim" or cfg.option("clip_sample") or cfg.option("use_clipped_model_output"):
-            raise Unsupported("MyDDIM is DDIM without clipping")
+        if cfg.sampler != "ddim" or cfg.option("clip_sample") or cfg.option("use_clipped_model_output") \
+                or cfg.option("thresholding"):
+            raise Unsupported("MyDDIM is DDIM without clipping or thresholding")
         if cfg.beta_schedule == "sigmoid":
             raise Unsupported("MyDDIM has no sigmoid schedule")
         return MySampler(cfg)

@@ -118,8 +118,10 @@ class MyLoopImplementation:
     unit_roundoff, smallest_subnormal = 2.0**-24, 2.0**-149
 
     def build(self, cfg: SamplerConfig) -> MyLoopSampler:
-        if cfg.sampler not in ("euler", "euler_ancestral") or cfg.option("interpolation_type", "linear") != "linear":
-            raise Unsupported("my_pkg has Euler and Euler ancestral with linearly interpolated σ")
+        if cfg.sampler not in ("euler", "euler_ancestral") or cfg.option("interpolation_type", "linear") != "linear" \
+                or any(cfg.option(o) for o in ("use_karras_sigmas", "use_exponential_sigmas", "use_beta_sigmas")) \
+                or cfg.option("timestep_type", "discrete") != "discrete":
+            raise Unsupported("my_pkg has Euler and Euler ancestral with linearly interpolated σ at the timesteps")
         return MyLoopSampler(cfg)
 
     def guidance_rescale(self, x_cfg, x_pos, guidance_rescale):

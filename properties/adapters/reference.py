@@ -36,10 +36,13 @@ class ReferenceSampler:
     def __init__(self, impl: ReferenceImplementation, cfg: SamplerConfig):
         self.impl, self.cfg = impl, cfg
         sched = expected.schedule(cfg)
-        self.timesteps = expected.timesteps(cfg)
         ve = cfg.sampler in expected.VE_SAMPLERS
+        try:
+            self.timesteps = expected.timesteps(cfg)
+            sigmas = expected.sigmas(cfg, sched) if ve else None
+        except ValueError as exc:  # a configuration the oracle leaves undefined (Karras σ at σ_max = inf, ...)
+            raise Unsupported(f"the oracle defines no schedule here: {str(exc).splitlines()[0]}") from None
         if ve:
-            sigmas = expected.sigmas(cfg, sched)
             self._levels = ref.alpha_bars_from_sigmas(sigmas)
         else:
             final = expected.final_alpha_bar(cfg, sched.alphas_cumprod)

@@ -119,14 +119,19 @@ def _convert(cfg, x, level, src: str, dst: str):
     return np.asarray(x, np.float64) / _scale(src, cfg, level) * _scale(dst, cfg, level)
 
 
-def _nonfinite(expect, values, what: str, ctx: str) -> bool:
+def _nonfinite(expect, values, what: str, ctx: str, want=None) -> bool:
     """True if some of ``values`` (the implementation's levels or timesteps) are NaN: excused under
-    a declared non-finite deviation (nothing to compare there), else that property's failure."""
+    a declared non-finite deviation, or where a deviation's model (``want``) is NaN at exactly the
+    same places (nothing to compare there), else that property's failure."""
     bad = np.isnan(np.asarray(values, np.float64))
     if not bad.any():
         return False
     if expect.nonfinite_excused:
         return True
+    if want is not None and expect is not ORACLE:
+        w = np.asarray(want, np.float64)
+        if w.shape == bad.shape and np.array_equal(np.isnan(w), bad):
+            return True
     raise AssertionError(f"the implementation's {what} are not finite: {int(bad.sum())} NaN "
                          f"(e.g. {np.asarray(values).ravel()[:4]}). {ctx}")
 
@@ -355,7 +360,9 @@ def check_schedule(impl, cfg: SamplerConfig, record: Record | None = None, expec
     assert smp.timesteps.shape == ts_exp.shape, \
         f"timesteps: {smp.timesteps.size} of them, expected S = {ts_exp.size}. {ctx}\n" \
         f"  got      {smp.timesteps[-5:]} (last 5)\n  expected {ts_exp[-5:]}"
-    close(smp.timesteps, ts_exp, tolerances.timestep_abs(ts_exp), "timesteps", ctx, record)
+    kind = expect.timestep_kind(cfg)
+    if kind is None:
+        close(smp.timesteps, ts_exp, tolerances.timestep_abs(ts_exp), "timesteps", ctx, record)
     if cfg.rescale:
         base = ref.make_schedule(cfg.beta_schedule, cfg.num_train_timesteps, cfg.beta_start, cfg.beta_end)
         rel = tolerances.rescaled_alphas_cumprod_relative(base.alphas_cumprod, base.betas, u)
@@ -384,14 +391,18 @@ def check_schedule(impl, cfg: SamplerConfig, record: Record | None = None, expec
             f"sigmas: {smp.sigmas.size} values, expected S+1 = {sig_exp.size}. {ctx}"
         # tolerance of σ from that of ᾱ at the two neighbouring training steps
         sig_rel = tolerances.sigma_relative(rel, oracle.alphas_cumprod)
-        ts = np.concatenate([ts_exp, [0.0]])
+        ts = np.concatenate([ts_exp if kind is None else expected.spacing_timesteps(cfg), [0.0]])
         lo = np.floor(ts).astype(int)
         hi = np.minimum(lo + 1, cfg.num_train_timesteps - 1)
         lo, hi = np.clip(lo, 0, sig_rel.size - 1), np.clip(hi, 0, sig_rel.size - 1)
         # a model's log-spaced σ (diffusers' log_linear) ignore the timesteps; their count can still
         # equal S+1 by coincidence (trailing-extra-step's S+1 timesteps give S+2 σ as well)
         log_spaced = expect.overrides("sigmas") and cfg.option("interpolation_type", "linear") == "log_linear"
-        if ts.size == sig_exp.size and not log_spaced:
+        if expected.sigma_schedule(cfg) != "timesteps":
+            # Karras / exponential / Beta σ: means of the two endpoints (tolerances.converted_sigma_relative)
+            tol = tolerances.converted_sigma_relative(sig_rel, ts[:-1]) * np.abs(sig_exp)
+            tol[-1] = np.max(sig_rel[:1]) * abs(sig_exp[-1])  # the final σ: 0 or σ_0
+        elif ts.size == sig_exp.size and not log_spaced:
             with np.errstate(invalid="ignore"):
                 tol = np.maximum(sig_rel[lo], sig_rel[hi]) * np.abs(sig_exp) + 4 * tolerances.U_FLOAT32 * np.abs(sig_exp)
                 tol = np.where(np.isinf(sig_exp), 0.0, tol)  # σ = inf (zero SNR) exactly
@@ -404,6 +415,20 @@ def check_schedule(impl, cfg: SamplerConfig, record: Record | None = None, expec
                 logs = np.where(sig_exp > 0, np.abs(np.log(np.abs(sig_exp))), 0.0)
             tol = (end + 4 * tolerances.U_FLOAT32 * (1 + logs)) * np.abs(sig_exp)
         close(smp.sigmas, sig_exp, tol, "sigmas", ctx, record)
+        if kind is not None:  # model timesteps from σ: their bound follows from σ's
+            with np.errstate(invalid="ignore", divide="ignore"):
+                srel = np.nan_to_num(tol[:-1] / np.abs(sig_exp[:-1]), nan=0.0)
+            t_tol = tolerances.model_timestep_abs(kind, ts_exp, sig_exp[:-1], srel, expect.alphas_cumprod(cfg), sig_rel)
+            close(smp.timesteps, ts_exp, t_tol, "timesteps (from σ)", ctx, record)
+
+
+def _alphas_cumprod_rel(cfg: SamplerConfig, u: float) -> np.ndarray:
+    """The relative bound of the implementation's ᾱ (tolerances.alphas_cumprod_relative, or its
+    rescaled form), as check_schedule uses it."""
+    if cfg.rescale:
+        base = ref.make_schedule(cfg.beta_schedule, cfg.num_train_timesteps, cfg.beta_start, cfg.beta_end)
+        return tolerances.rescaled_alphas_cumprod_relative(base.alphas_cumprod, base.betas, u)
+    return tolerances.alphas_cumprod_relative(expected.schedule(cfg).betas, u)
 
 
 # --- 2. step equivalence -------------------------------------------------------------------------
@@ -469,7 +494,8 @@ def check_chaining(impl, cfg: SamplerConfig, record: Record | None = None, shape
     S = len(smp.timesteps)
     ctx = f"config: {cfg}"
     close = _closer(expect)
-    if _nonfinite(expect, smp.timesteps, "timesteps", ctx):
+    if _nonfinite(expect, smp.timesteps, "timesteps", ctx,
+                  want=expect.timesteps(cfg) if expect is not ORACLE else None):
         return
     abar = smp.alphas_cumprod
     if _ve(cfg):
@@ -479,7 +505,9 @@ def check_chaining(impl, cfg: SamplerConfig, record: Record | None = None, shape
         assert sig.size == need, f"{sig.size} sigmas for {S} timesteps (need {need}). {ctx}"
         if _nonfinite(expect, sig, "sigmas", ctx):
             return
-        outside = (smp.timesteps < 0) | (smp.timesteps > cfg.num_train_timesteps - 1)
+        # (continuous timesteps ¼·ln σ are not training steps: any real value)
+        outside = (smp.timesteps < 0) | (smp.timesteps > cfg.num_train_timesteps - 1) \
+            if expect.timestep_kind(cfg) != "continuous" else np.zeros(smp.timesteps.shape, bool)
         if expect is not ORACLE:  # only where the model has them (diffusers' t = -1)
             outside &= ~np.isin(smp.timesteps, expect.timesteps(cfg))
         assert not outside.any(), f"timesteps outside [0, T-1]: {smp.timesteps[outside]}. {ctx}"
@@ -495,6 +523,15 @@ def check_chaining(impl, cfg: SamplerConfig, record: Record | None = None, shape
                 f"the implementation's ᾱ rises at t = {rises[:5] + 1}: σ is not monotone. {ctx}"
             if smp.sigmas is not None:
                 tol = 8 * tolerances.U_FLOAT32 * np.abs(own_sigmas)
+                kind = expect.timestep_kind(cfg)
+                if kind is not None:  # σ recomputed from model timesteps (t(σ), or ¼·ln σ): their rounding too
+                    u32 = tolerances.U_FLOAT32
+                    table_rel = tolerances.sigma_relative(
+                        tolerances.alphas_cumprod_relative(expected.schedule(cfg).betas), np.asarray(abar, np.float64))
+                    rel = tolerances.chain_sigma_relative(kind, smp.timesteps, abar, table_rel, u32)
+                    extra = np.zeros(own_sigmas.shape)  # (a model's σ that ignore the timesteps: none of theirs)
+                    extra[:min(rel.size, extra.size - 1)] = rel[:extra.size - 1]
+                    tol = tol + extra * np.abs(own_sigmas)
                 if cfg.option("interpolation_type") == "log_linear" and expect is not ORACLE:
                     # exp of a float32 linspace of log σ: its error 4u·max|log σ| (2 roundings of the ends,
                     # 2 of the linspace) turns into a relative one
@@ -595,6 +632,19 @@ def check_starts_at_T(impl, cfg: SamplerConfig, record: Record | None = None, ex
     """The first model evaluation is at t = T-1 (trailing; linspace with S >= 2)."""
     smp = impl.build(cfg)
     T = cfg.num_train_timesteps
+    kind = expect.timestep_kind(cfg)
+    if kind is not None:  # model timesteps from σ: t of σ at t = T-1, within the bound derived from σ's
+        want = float(expect.timesteps(cfg)[0]) if (kind == "continuous" or expect is not ORACLE) else T - 1.0
+        sig = float(expect.sigmas(cfg)[0])
+        abar = expect.alphas_cumprod(cfg)
+        table_rel = tolerances.sigma_relative(_alphas_cumprod_rel(cfg, _schedule_u(impl)), expected.schedule(cfg).alphas_cumprod)
+        first = int(np.clip(round(float(expected.spacing_timesteps(cfg)[0])), 0, T - 1))
+        srel = float(np.nan_to_num(table_rel[first], posinf=0.0)) + 4 * tolerances.U_FLOAT32
+        tol = float(tolerances.model_timestep_abs(kind, want, sig, srel, abar, table_rel))
+        what = "¼·ln σ(T-1)" if kind == "continuous" else "t(σ_max) = T-1" if expect is ORACLE else "the model's t(σ_max)"
+        assert abs(float(smp.timesteps[0]) - want) <= tol, \
+            f"first timestep {smp.timesteps[0]:.9g}, not {what} = {want:.9g} (tol {tol:.3g}). config: {cfg}"
+        return
     want = T - 1 if expect is ORACLE else float(expect.timesteps(cfg)[0])
     assert float(smp.timesteps[0]) == want, \
         f"first timestep {smp.timesteps[0]:g}, not {'T-1 = ' if want == T - 1 else ''}{want:g}. config: {cfg}"
@@ -717,7 +767,8 @@ def check_loop(impl, cfg: SamplerConfig, mean, var, x_T, seed: int, record: Reco
     denoiser = ref.gaussian_denoiser(mean, var, cfg.prediction_type)
     ctx = f"config: {cfg}"
     loop_level = is_loop_level(smp)
-    if _nonfinite(expect, smp.timesteps, "timesteps", ctx):
+    if _nonfinite(expect, smp.timesteps, "timesteps", ctx,
+                  want=expect.timesteps(cfg) if expect is not ORACLE else None):
         return 0.0
 
     if _ve(cfg):
@@ -746,9 +797,11 @@ def check_loop(impl, cfg: SamplerConfig, mean, var, x_T, seed: int, record: Reco
         ok = np.all(~np.isnan(pairs)) and all(b >= a for a, b in pairs)
     if not ok and smp.alphas_cumprod is not None and expect.unchecked_levels(cfg, smp.alphas_cumprod, levels):
         return 0.0
+    # σ may rise only on steps where a model's σ rise too (a floor above ᾱ_{T-2}; a float32 σ_min
+    # one ulp above the last converted σ), as _levels checks them
     rises_allowed = expect is not ORACLE and _ve(cfg) and \
-        _levels(cfg, smp, 0, expect) is not None and sig[1] > sig[0]
-    assert ok or (rises_allowed and np.all(~np.isnan(levels)) and all(b >= a for a, b in pairs[1:])), \
+        all(_levels(cfg, smp, k, expect) is not None for k in range(S) if pairs[k][1] < pairs[k][0])
+    assert ok or (rises_allowed and np.all(~np.isnan(levels))), \
         f"the implementation's levels are not a denoising sequence (ᾱ: {levels[:4]}...). {ctx}"
     _require_representable(impl, f"the initial state x_T·{scale(0):.6g} (the state scale at its first level)",
                            x_T, scale(0))

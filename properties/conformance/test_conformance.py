@@ -70,11 +70,13 @@ def per_configuration_support(record, what: str):
 def step_cases(draw, sampler, **kw):
     cfg = draw(zst.sampler_configs(sampler, max_T=1000, **kw), label="config")
     i = draw(st.integers(0, cfg.num_inference_steps - 1), label="step_index")
-    x = draw(zst.latents(SHAPE), label="x_t (VP scale)")
-    out = draw(zst.latents(SHAPE), label="model_output")
+    # the sample's rank (2-D tokens to 5-D video latents) and batch size, as the training properties draw them
+    shape = draw(zst.sample_shapes(), label="sample shape")
+    x = draw(zst.latents(shape), label="x_t (VP scale)")
+    out = draw(zst.latents(shape), label="model_output")
     seed = draw(st.integers(0, 2**31 - 1), label="seed")
     vt = cfg.option("variance_type")
-    pv = draw(zst.predicted_variances(vt, SHAPE), label="predicted_variance") if vt else None
+    pv = draw(zst.predicted_variances(vt, shape), label="predicted_variance") if vt else None
     return cfg, i, x, out, seed, pv
 
 
@@ -114,6 +116,68 @@ def _step_examples(sampler):
                            num_inference_steps=266), 0, _ones(), _ones(0.5), 0, None)]
 
 
+def _shape_examples(sampler: str) -> list:
+    """The sample's rank at its ends: 2-D (batch, features) and 5-D (video latents); for DDPM / DDIM
+    with dynamic thresholding, where diffusers' percentile reshape assumes >= 3-D (Imagen's 0.995,
+    and the ratio 1: the maximum of |x̂₀|)."""
+    out = []
+    for shape in ((2, 3), (1, 2, 2, 2, 2)):
+        x, m = np.full(shape, 1.5), np.linspace(-3.0, 3.0, int(np.prod(shape))).reshape(shape)
+        opts = {"thresholding": True, "dynamic_thresholding_ratio": 0.995 if len(shape) == 2 else 1.0,
+                "sample_max_value": 2.0} if sampler in ("ddpm", "ddim") else {}
+        out.append((SamplerConfig(sampler, prediction_type="sample").with_options(**opts), 3, x, m, 0, None))
+    return out
+
+
+def _sigma_schedule_examples(sampler: str) -> list[SamplerConfig]:
+    """Euler σ schedules at their edges: Karras at zero SNR (σ_max = diffusers' floored 4096), S = 1,
+    log-linear σ converted to Karras at S = 1 (σ_max = σ(T-1), not σ at the one timestep), the
+    exponential and Beta σ, continuous timesteps at zero SNR (c_noise(4096) = 2.08) and for ε (ignored
+    by diffusers), and Karras σ from a floor above ᾱ_{T-2} (diffusers' float32 ln σ table maps
+    σ_max = 4096 to t = 883.9), also from log-linear σ at S = 1."""
+    if sampler not in ("euler", "euler_ancestral"):
+        return []
+    karras = (("use_karras_sigmas", True),)
+    return [SamplerConfig(sampler, options=karras),
+            SamplerConfig(sampler, rescale=False, num_inference_steps=1, options=karras),
+            SamplerConfig(sampler, num_train_timesteps=2, beta_schedule="linear", rescale=False, spacing="linspace",
+                          num_inference_steps=1, prediction_type="epsilon",
+                          options=karras + (("interpolation_type", "log_linear"),)),
+            SamplerConfig(sampler, rescale=False, spacing="leading", options=(("use_exponential_sigmas", True),)),
+            SamplerConfig(sampler, num_inference_steps=2, options=(("use_beta_sigmas", True),)),
+            SamplerConfig(sampler, options=(("timestep_type", "continuous"),)),
+            SamplerConfig(sampler, rescale=False, prediction_type="epsilon", options=(("timestep_type", "continuous"),)),
+            SamplerConfig(sampler, beta_schedule="linear", beta_start=0.0078125, beta_end=0.03125, spacing="linspace",
+                          prediction_type="epsilon", options=karras),
+            # log-linear σ start at σ(T-1) = 4096 whatever the timesteps (thorough: linspace S = 1 at zero SNR)
+            SamplerConfig(sampler, beta_schedule="linear", beta_start=0.0078125, beta_end=0.03125, spacing="linspace",
+                          num_inference_steps=1, prediction_type="epsilon",
+                          options=karras + (("interpolation_type", "log_linear"),)),
+            # found by the thorough profile: Karras σ of a float32 ᾱ that underflowed (NaN σ and timesteps);
+            # continuous timesteps ignored for ε next to log-linear σ (S+2 σ, S timesteps), with churn;
+            # t(σ_max) at T = 2, where float32's ln σ table leaves it one float32 ulp below T-1
+            _underflow(sampler).with_options(use_karras_sigmas=True),
+            SamplerConfig(sampler, num_train_timesteps=2, beta_schedule="squaredcos_cap_v2", rescale=False,
+                          spacing="linspace", num_inference_steps=2, prediction_type="epsilon",
+                          options=(("interpolation_type", "log_linear"), ("s_churn", 1.0),
+                                   ("timestep_type", "continuous"))),
+            SamplerConfig(sampler, num_train_timesteps=2, beta_schedule="linear", beta_start=0.0078125,
+                          beta_end=0.03125, rescale=False, num_inference_steps=1, prediction_type="epsilon",
+                          options=karras)]
+
+
+def _sigma_loop_examples(sampler: str) -> list:
+    """A loop whose last converted σ and final σ_min coincide (linspace ends at t = 0) and round one
+    float32 ulp apart, upwards (thorough: T = 4, zero SNR, log-linear σ converted to Karras)."""
+    if sampler not in ("euler", "euler_ancestral"):
+        return []
+    cfg = SamplerConfig(sampler, num_train_timesteps=4, beta_schedule="linear", spacing="linspace",
+                        num_inference_steps=4, prediction_type="sample",
+                        options=(("final_sigmas_type", "sigma_min"), ("interpolation_type", "log_linear"),
+                                 ("use_karras_sigmas", True)))
+    return [(cfg, _ones(0.0), 1.0, _ones(0.0), 0)]
+
+
 def _silent_examples(sampler: str) -> list:
     """ε at zero SNR where the silent result composes with another deviation (found by the thorough
     profile): DDPM's one step from T = 2 adds last-step noise; DDIM at T = 25, S = 10 steps to
@@ -149,9 +213,10 @@ def loop_cases(draw, sampler):
     cfg = draw(zst.sampler_configs(sampler, max_T=1000, max_S=25), label="config")
     assume(not (cfg.rescale and cfg.prediction_type == "epsilon"))
     assume(not str(cfg.option("variance_type", "")).startswith("learned"))
-    mean = draw(zst.latents(SHAPE, 1.0), label="data mean")
+    shape = draw(zst.sample_shapes(), label="sample shape")
+    mean = draw(zst.latents(shape, 1.0), label="data mean")
     var = draw(st.floats(0.0625, 4.0, width=32), label="data variance")
-    x_T = draw(zst.latents(SHAPE), label="x_T")
+    x_T = draw(zst.latents(shape), label="x_T")
     return cfg, mean, var, x_T, draw(st.integers(0, 2**31 - 1), label="seed")
 
 
@@ -228,19 +293,21 @@ for _s in SAMPLERS:
     _edges = _edge_configs(_s)
     _zero = [c for c in _edges if c.rescale and c.spacing == "trailing"]
     _tests = [
-        ("schedule", zst.sampler_configs(_s), _edges + _schedule_examples(_s), _schedule),
-        ("step", step_cases(_s), _step_examples(_s) + _learned_range_last_step(_s) + _clipped_eps_rederived(_s),
-         _step),
+        ("schedule", zst.sampler_configs(_s), _edges + _schedule_examples(_s) + _sigma_schedule_examples(_s),
+         _schedule),
+        ("step", step_cases(_s), _step_examples(_s) + _learned_range_last_step(_s) + _clipped_eps_rederived(_s)
+         + _shape_examples(_s) + [(c, 0, _ones(), _ones(0.5), 0, None) for c in _sigma_schedule_examples(_s)], _step),
         ("chaining", zst.sampler_configs(_s, max_S=30), [c for c in _edges if c.num_inference_steps <= 30]
-         + [_underflow(_s)], _chaining),
+         + [_underflow(_s)] + _sigma_schedule_examples(_s), _chaining),
         ("zero_snr", zst.sampler_configs(_s, rescale=True), _zero, _zero_snr),
-        ("starts_at_T", zst.sampler_configs(_s, spacing="trailing"), _zero, _starts_at_T),
+        ("starts_at_T", zst.sampler_configs(_s, spacing="trailing"),
+         _zero + [c for c in _sigma_schedule_examples(_s) if c.spacing == "trailing"], _starts_at_T),
         ("finite_at_T", step_cases(_s, rescale=True, spacing="trailing"),
          [(c.with_options(**({"eta": 1.0} if _s == "ddim" else {})), 0, _ones(), _ones(0.5), 0, None)
           for c in _zero] + _silent_examples(_s), _finite_at_T),
         ("loop", loop_cases(_s), [(c, _ones(0.2), 0.25, _ones(), 0) for c in _edges
-                                  if c.num_inference_steps <= 25 and not (c.rescale and c.prediction_type == "epsilon")],
-         _loop),
+                                  if c.num_inference_steps <= 25 and not (c.rescale and c.prediction_type == "epsilon")]
+         + _sigma_loop_examples(_s), _loop),
     ]
     for _prop, _strategy, _examples, _body in _tests:
         globals()[f"test_{_prop}_{_s}"] = _make(_prop, _s, _strategy, _examples, _body)

@@ -35,12 +35,12 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize("deviation_id", ids or ["(none declared)"])
 
 
-def _inputs(cfg: SamplerConfig):
+def _inputs(cfg: SamplerConfig, shape=SHAPE):
     rng = np.random.default_rng(0)
-    x = rng.standard_normal(SHAPE).astype(np.float32).astype(np.float64)
-    out = rng.standard_normal(SHAPE).astype(np.float32).astype(np.float64)
+    x = rng.standard_normal(shape).astype(np.float32).astype(np.float64)
+    out = rng.standard_normal(shape).astype(np.float32).astype(np.float64)
     vt = cfg.option("variance_type") or ""
-    pv = np.full(SHAPE, 0.5) if vt.startswith("learned") else None
+    pv = np.full(shape, 0.5) if vt.startswith("learned") else None
     return x, out, pv
 
 
@@ -52,10 +52,11 @@ def _runs(impl, dev):
         return {"guidance": lambda e, r: checks.check_guidance(impl, x_cfg, x_pos, 0.7, record=r, expect=e)}
     cfg = dev.example
     target = impl if cfg.sampler in SAMPLERS else checks.GenericImplementation(impl, cfg.sampler)
-    x, out, pv = _inputs(cfg)
-    # an example may fix the (VP-scaled) state and the model output, where its size matters
-    x = np.full(SHAPE, dev.example_args["x"]) if "x" in dev.example_args else x
-    out = np.full(SHAPE, dev.example_args["model_output"]) if "model_output" in dev.example_args else out
+    # an example may fix the sample's shape (rank), the (VP-scaled) state and the model output
+    shape = tuple(dev.example_args.get("shape", SHAPE))
+    x, out, pv = _inputs(cfg, shape)
+    x = np.full(shape, dev.example_args["x"]) if "x" in dev.example_args else x
+    out = np.full(shape, dev.example_args["model_output"]) if "model_output" in dev.example_args else out
     i = dev.example_args.get("step_index", 0)
     return {
         "schedule": lambda e, r: checks.check_schedule(target, cfg, record=r, expect=e),
@@ -64,7 +65,7 @@ def _runs(impl, dev):
         "zero_snr": lambda e, r: checks.check_zero_snr(target, cfg, record=r, expect=e),
         "starts_at_T": lambda e, r: checks.check_starts_at_T(target, cfg, record=r, expect=e),
         "finite_at_T": lambda e, r: checks.check_finite_at_T(target, cfg, x, out, 0, pv, record=r, expect=e),
-        "loop": lambda e, r: checks.check_loop(target, cfg, np.full(SHAPE, 0.2), 0.25, x, 0, record=r, expect=e),
+        "loop": lambda e, r: checks.check_loop(target, cfg, np.full(shape, 0.2), 0.25, x, 0, record=r, expect=e),
         "add_noise_in_loop": lambda e, r: training.check_add_noise_in_loop(
             target, cfg, x, out, dev.example_args.get("begin", 0), dev.example_args.get("steps_taken", 0),
             record=r, expect=e),
@@ -87,7 +88,8 @@ def _reproduce(impl, dev):
             continue
         if prop == "finite_at_T" and not (cfg.rescale and cfg.spacing == "trailing"):
             continue  # the property is about t = T at zero SNR (as test_conformance draws it)
-        others = [d for d in matching(impl, cfg, prop, sampler) if d.id != dev.id and not d.nonfinite_only]
+        others = [d for d in matching(impl, cfg, prop, sampler)
+                  if d.id != dev.id and not d.nonfinite_only and not d.crash]
         deviant = ORACLE.with_models([dev] + others)
         if dev.nonfinite_only:
             deviant = deviant.excusing_nonfinite()
@@ -95,6 +97,9 @@ def _reproduce(impl, dev):
             try:
                 run(ORACLE, Record())
                 oracle_msg = None
+            except dev.raises as exc:  # a declared crash: it must still raise, with the declared type
+                outcomes[prop] = ("deviation", 0.0, f"raised {type(exc).__name__}: {str(exc).splitlines()[0]}")
+                continue
             except (*FAILURES, ValueError) as exc:
                 if isinstance(exc, ref.EpsilonAtZeroSNR):
                     raise
