@@ -155,6 +155,21 @@ def is_loop_level(sampler) -> bool:
     return bool(flag) if flag is not None else callable(getattr(sampler, "sample", None))
 
 
+#: drawn options that change the σ schedule, the model's timesteps or x̂₀, each with the value that
+#: leaves them off (an adapter whose library lacks one refuses the configurations that set it)
+OFF_OPTIONS = {"use_karras_sigmas": False, "use_exponential_sigmas": False, "use_beta_sigmas": False,
+               "timestep_type": "discrete", "thresholding": False}
+
+
+def refuse_options(cfg: SamplerConfig, library: str, off: dict = OFF_OPTIONS) -> None:
+    """Raise :class:`Unsupported` where ``cfg`` sets one of ``off``'s options to another value than
+    its off value: an adapter must not test a configuration other than the one drawn."""
+    for name, value in off.items():
+        got = cfg.option(name)
+        if got is not None and got != value:
+            raise Unsupported(f"{library} has no {name} (the configuration sets {name}={got!r})")
+
+
 class Sampler(Protocol):
     """A step-level sampler."""
 

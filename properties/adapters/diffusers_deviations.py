@@ -570,7 +570,7 @@ FLOOR = {"alphas_cumprod": m_alphas_cumprod, "sigmas": m_sigmas}
 DEVIATIONS = [
     Deviation(
         "float32-alphas-cumprod-underflow",
-        ("schedule", "step", "chaining", "zero_snr", "finite_at_T", "loop"), ALL, _float32_underflow,
+        ("schedule", "step", "chaining", "zero_snr", "starts_at_T", "finite_at_T", "loop"), ALL, _float32_underflow,
         "steep schedules (large T and β) take ᾱ below float32's normal range: the float32 running "
         "product underflows to subnormals and 0, and the zero-SNR rescale then divides 0 by 0 (NaN "
         "betas and ᾱ, silently). The float64 oracle represents these ᾱ (down to ~1e-308).",

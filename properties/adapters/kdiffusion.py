@@ -32,7 +32,7 @@ with warnings.catch_warnings():  # clip (imported by k_diffusion/__init__) warns
 
 import reference as ref
 
-from ..contract import SamplerConfig, Unsupported
+from ..contract import SamplerConfig, Unsupported, refuse_options
 from .kdiffusion_deviations import DEVIATIONS
 
 WRAPPERS = {"v_prediction": external.DiscreteVDDPMDenoiser, "epsilon": external.DiscreteEpsDDPMDenoiser}
@@ -114,6 +114,7 @@ class KDiffusionImplementation:
                else "S > T" if cfg.num_inference_steps > cfg.num_train_timesteps else None)
         if why:
             raise Unsupported(why)
+        refuse_options(cfg, "this k-diffusion adapter (DiscreteSchedule.get_sigmas)")
         return KDiffusionSampler(cfg)
 
     def guidance_rescale(self, x_cfg, x_pos, guidance_rescale):

@@ -16,7 +16,7 @@ from skrample import scheduling
 from skrample.common import Step
 from skrample.sampling import models, structured
 
-from ..contract import SamplerConfig, Unsupported
+from ..contract import SamplerConfig, Unsupported, refuse_options
 from .skrample_deviations import DEVIATIONS
 
 PREDICTIONS = {"epsilon": models.NoiseModel(), "v_prediction": models.VelocityModel(), "sample": models.DataModel()}
@@ -78,6 +78,7 @@ class SkrampleImplementation:
             raise Unsupported("skrample's last step lands on t = 0")
         if cfg.num_inference_steps > cfg.num_train_timesteps:
             raise Unsupported("S > T")
+        refuse_options(cfg, "this skrample adapter (structured.Euler on its Scaled schedule)")
         return SkrampleSampler(cfg)
 
     def guidance_rescale(self, x_cfg, x_pos, guidance_rescale):
