@@ -403,7 +403,9 @@ def check_schedule(impl, cfg: SamplerConfig, record: Record | None = None, expec
         log_spaced = expect.overrides("sigmas") and cfg.option("interpolation_type", "linear") == "log_linear"
         if expected.sigma_schedule(cfg) != "timesteps":
             # Karras / exponential / Beta σ: means of the two endpoints (tolerances.converted_sigma_relative)
-            tol = tolerances.converted_sigma_relative(sig_rel, ts[:-1]) * np.abs(sig_exp)
+            # (from a model's log-spaced σ, the endpoints are σ(T-1) and σ(0), whatever the timesteps)
+            ends = np.array([cfg.num_train_timesteps - 1.0, 0.0]) if log_spaced else ts[:-1]
+            tol = tolerances.converted_sigma_relative(sig_rel, ends) * np.abs(sig_exp)
             tol[-1] = np.max(sig_rel[:1]) * abs(sig_exp[-1])  # the final σ: 0 or σ_0
         elif ts.size == sig_exp.size and not log_spaced:
             with np.errstate(invalid="ignore"):

@@ -164,6 +164,10 @@ def _sigma_schedule_examples(sampler: str) -> list[SamplerConfig]:
             SamplerConfig(sampler, num_train_timesteps=2, beta_schedule="linear", beta_start=0.0078125,
                           beta_end=0.03125, rescale=False, num_inference_steps=1, prediction_type="epsilon",
                           options=karras),
+            # found by the dev profile (schedule): Karras σ converted from log-linear σ, whose endpoints are
+            # σ(T-1) and σ(0) whatever the (leading, offset) timesteps
+            SamplerConfig(sampler, beta_schedule="squaredcos_cap_v2", spacing="leading", steps_offset=12,
+                          prediction_type="epsilon", options=karras + (("interpolation_type", "log_linear"),)),
             # found by the dev profile (starts_at_T): Karras σ of an underflowed float32 ᾱ, trailing, without
             # rescale: diffusers' first timestep is NaN, the underflow model's too
             SamplerConfig(sampler, num_train_timesteps=4000, beta_schedule="linear", beta_start=0.0078125,
