@@ -24,6 +24,8 @@ with warnings.catch_warnings():  # clip (imported by k_diffusion/__init__) warns
 
 import reference
 
+from ._repro import run_reproductions
+
 U32 = 2.0**-24  # float32 unit roundoff
 
 
@@ -163,15 +165,7 @@ REPRODUCTIONS = {
 
 
 def main() -> int:
-    failed = []
-    for name, fn in REPRODUCTIONS.items():
-        print(name)
-        ok = fn()
-        print(f"  -> {'reproduces' if ok else 'DOES NOT REPRODUCE (fixed upstream? remove the declaration)'}\n")
-        if not ok:
-            failed.append(name)
-    print(f"{len(REPRODUCTIONS) - len(failed)} of {len(REPRODUCTIONS)} reproduce")
-    return 1 if failed else 0
+    return run_reproductions(REPRODUCTIONS)
 
 
 if __name__ == "__main__":

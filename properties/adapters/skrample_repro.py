@@ -21,6 +21,8 @@ from skrample.sampling import models, structured
 
 import reference
 
+from ._repro import run_reproductions
+
 U64 = 2.0**-53  # float64 unit roundoff
 
 
@@ -128,15 +130,7 @@ REPRODUCTIONS = {
 
 
 def main() -> int:
-    failed = []
-    for name, fn in REPRODUCTIONS.items():
-        print(name)
-        ok = fn()
-        print(f"  -> {'reproduces' if ok else 'DOES NOT REPRODUCE (fixed upstream? remove the declaration)'}\n")
-        if not ok:
-            failed.append(name)
-    print(f"{len(REPRODUCTIONS) - len(failed)} of {len(REPRODUCTIONS)} reproduce")
-    return 1 if failed else 0
+    return run_reproductions(REPRODUCTIONS)
 
 
 if __name__ == "__main__":
