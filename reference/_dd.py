@@ -232,13 +232,7 @@ def _exp(x):
     k = np.rint(x / LN2[0])
     r = sub(const(x), scale(LN2, k))
     r = (r[0] / 2.0**_EXP_SQUARINGS, r[1] / 2.0**_EXP_SQUARINGS)  # exact
-    t = np.full_like(r[0], _EXPM1_TAIL[-1])
-    for c in reversed(_EXPM1_TAIL[:-1]):
-        t = t * r[0] + c
-    acc = (t, np.zeros_like(t))
-    for hi, lo in zip(reversed(_EXPM1_DD[0]), reversed(_EXPM1_DD[1])):
-        acc = add(mul(acc, r), (hi, lo))
-    m = add(mul(acc, r), (1.0, 0.0))  # (e^r - 1)/r
+    m = _series(r, _EXPM1_DD, _EXPM1_TAIL)  # (e^r - 1)/r
     m = mul(m, r)
     for _ in range(_EXP_SQUARINGS):
         m = mul(m, add(m, (2.0, 0.0)))
