@@ -28,7 +28,7 @@ import inspect
 import numpy as np
 import torch
 
-from ..contract import SAMPLERS, SamplerConfig, Unsupported
+from ..contract import OFF_OPTIONS, SAMPLERS, SamplerConfig, Unsupported
 
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16,
            "float64": torch.float64}
@@ -45,9 +45,8 @@ _SCHEDULES = {
 #: the σ-schedule and thresholding options, passed to the constructor under diffusers' own names,
 #: and their defaults (a configuration that sets another value on a class without the option is
 #: Unsupported)
-_OPTION_DEFAULTS = {"use_karras_sigmas": False, "use_exponential_sigmas": False, "use_beta_sigmas": False,
-                    "timestep_type": "discrete", "final_sigmas_type": "zero", "thresholding": False,
-                    "dynamic_thresholding_ratio": 0.995, "sample_max_value": 1.0}
+_OPTION_DEFAULTS = {**OFF_OPTIONS, "final_sigmas_type": "zero", "dynamic_thresholding_ratio": 0.995,
+                    "sample_max_value": 1.0}
 _SIGMA_AND_THRESHOLD_OPTIONS = tuple(_OPTION_DEFAULTS)
 
 
@@ -151,7 +150,7 @@ def _not_accepted(cls, where: str, name: str, value) -> str:
 #: set_timesteps always appended σ = 0 (``torch.cat([sigmas, torch.zeros(1)])``), which "zero" keeps.
 #: The σ-schedule and thresholding options' defaults likewise: a class without them (Euler ancestral
 #: has no σ schedules) computes their default.
-_ABSENT_MEANS = {**_OPTION_DEFAULTS, "final_sigmas_type": "zero"}
+_ABSENT_MEANS = _OPTION_DEFAULTS
 
 
 def _is_off(name: str, value) -> bool:
