@@ -235,3 +235,52 @@ def test_float64_churned_model_input_carries_its_level_error():
                         num_inference_steps=1, prediction_type="epsilon",
                         options=(("s_churn", 1.0), ("s_noise", 1.0), ("s_tmax", math.inf), ("s_tmin", 0.0)))
     assert _verdict(checks.check_step, impl64, cfg, "step", 0, np.zeros(SHAPE), np.zeros(SHAPE), 0, None) == "oracle"
+
+
+class _SigmaOnlyStepEuler:
+    """A step-level float64 Euler (the VE state, σ only, no churn): x + (σ' - σ)·(x - x̂₀)/σ on the
+    oracle's σ, its x₀-prediction taken as it comes; ``x0_error`` plants a relative error in x̂₀."""
+
+    state, alphas_cumprod = "ve", None
+
+    def __init__(self, cfg, x0_error=0.0):
+        from properties import expected
+
+        self.timesteps = expected.timesteps(cfg)
+        self.sigmas = expected.sigmas(cfg, expected.schedule(cfg))
+        self.x0_error = x0_error
+
+    def model_input(self, i, x):
+        return np.asarray(x, np.float64) / math.hypot(self.sigmas[i], 1.0)
+
+    def step(self, i, x, model_output, seed, predicted_variance=None):
+        sig, sig_n = self.sigmas[i], self.sigmas[i + 1]
+        x0 = np.asarray(model_output, np.float64) * (1 + self.x0_error)
+        return x + (sig_n - sig) * (x - x0) / sig, None
+
+
+class _SigmaOnlyStepImpl(ReferenceImplementation):
+    def __init__(self, x0_error=0.0):
+        super().__init__("float64")
+        self.x0_error = x0_error
+
+    def build(self, config):
+        return _SigmaOnlyStepEuler(config, self.x0_error)
+
+
+#: T = 2, S = 1, x₀-prediction, data mean 1, variance 1, x_T = 0: the sample is x̂₀ = 1 - ᾱ_t, 50×
+#: as sensitive to ᾱ_t = 0.98 as to itself (found in skrample's float64 loop by the dev profile)
+_X0_NEAR_ONE = SamplerConfig("euler", num_train_timesteps=2, beta_schedule="linear", beta_start=0.00390625,
+                             beta_end=0.015625, rescale=False, num_inference_steps=1, prediction_type="sample")
+
+
+def test_float64_loop_carries_the_model_level_conversion():
+    """An exact step-level float64 σ-only Euler passes the loop where its model sees ᾱ = 1/(1+σ²)
+    and the oracle's step sees ᾱ through σ(ᾱ) and back (2 ulp apart, 64 ulp of x̂₀ = 1 - ᾱ): the
+    loop tolerance counts the model output's sensitivity to its level's conversion (its worst
+    |diff|/tol is 0.16 here). A planted 2⁻⁴⁰ = 9.1e-13 relative error in x̂₀ still fails, at 12× the
+    tolerance (1.4e-15, 7.3e-14 of x̂₀: 12 roundings of ᾱ, times the conditioning 50)."""
+    args = (np.full((1, 1), 1.0), 1.0, np.zeros((1, 1)), 0)
+    assert _verdict(checks.check_loop, _SigmaOnlyStepImpl(), _X0_NEAR_ONE, "loop", *args) == "oracle"
+    assert isinstance(_verdict(checks.check_loop, _SigmaOnlyStepImpl(2.0**-40), _X0_NEAR_ONE, "loop", *args),
+                      AssertionError)

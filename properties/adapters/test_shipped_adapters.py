@@ -68,13 +68,7 @@ def _start(name: str, out: Path) -> subprocess.Popen:
 #: known gaps of the suite itself (not of the library), each stated in the README's "Known
 #: limitations": the test fails on any other FAIL, and also once a listed one no longer fails
 #: (strict), so that it is removed here and there
-KNOWN_GAPS = {
-    "skrample": {
-        "properties/conformance/test_conformance.py::test_loop_euler":
-            "T = 2, linear β, x₀-prediction: 2.2e-16 against a tolerance of 1.4e-16 (1.64×); the model's own "
-            "float64 evaluation of skrample's continuous ᾱ is not yet in the float64 tolerance",
-    },
-}
+KNOWN_GAPS: dict[str, dict[str, str]] = {}
 
 
 def _check(name: str, code: int, text: str, out: Path) -> None:

@@ -867,11 +867,45 @@ def check_loop(impl, cfg: SamplerConfig, mean, var, x_T, seed: int, record: Reco
         zero = np.zeros(np.shape(want))
         with np.errstate(invalid="ignore"):
             gain = np.abs(maps[i](zero + 1.0, noise[i]) - maps[i](zero, noise[i]))
-        own_tol = _loop_step_tolerance(cfg, pairs[i], path[i], denoiser, noise[i], u, _subnormal(impl), expect, i)
+        own_tol = _loop_step_tolerance(cfg, pairs[i], path[i], denoiser, noise[i], u, _subnormal(impl), expect, i) \
+            + _model_level_tolerance(cfg, pairs[i], path[i], denoiser, noise[i], u if loop_level else tolerances.U_FLOAT64,
+                                     expect, i)
         tol = gain * tol + own_tol
     if smp.state != _native(cfg):  # the state's conversions (2 roundings each way)
         tol = tol + 4 * u * np.abs(want)
     return _closer(expect)(x, want, tol, f"sample after {S} steps", ctx, record)
+
+
+def _model_level_tolerance(cfg, pair, x_vp, denoiser, z, u_convert: float, expect=ORACLE, i=0):
+    """The step's error from the level its model is evaluated at: in a loop the model output is a
+    function of the level, and the implementation's model and the oracle's see that level through
+    different conversions. The implementation's denoiser call converts its own level to ᾱ (loop
+    level: the implementation, in its dtype; step level: the suite, 1/(1 + σ²) in float64),
+    <= LEVEL_OPS roundings at ``u_convert``; the oracle's step converts ᾱ -> σ -> ᾱ (√((1-ᾱ)/ᾱ),
+    √(σ²+1), its square and reciprocal: 2·LEVEL_OPS roundings at u₆₄). The two levels differ by at
+    most δ = LEVEL_OPS·u_convert + 2·LEVEL_OPS·u₆₄ relative, and the step's result by
+    |∂x_next/∂ln ᾱ of the model output|·δ (measured by perturbing the model's level and stepping
+    on the same levels; first order, like the level terms of tolerances.step). It matters where
+    the model output is sensitive to ᾱ and multiplied by O(1): x₀-prediction at ᾱ near 1
+    (x̂₀ = 1 - ᾱ for mean 1, var 1, x_t = 0: a 2-ulp difference in ᾱ = 0.98 is 64 ulp of x̂₀)."""
+    a, a_next = float(pair[0]), float(pair[1])
+    if a in (0.0, 1.0):  # exact in every conversion (σ = inf, σ = 0)
+        return 0.0
+    x_vp = np.where(np.isfinite(x_vp), x_vp, 0.0)
+    if _ve(cfg):
+        sig, sig_next = math.sqrt((1 - a) / a), math.sqrt((1 - a_next) / a_next)
+        xs = x_vp * math.sqrt(sig * sig + 1.0)
+
+        def result(lv):
+            return expect.step(cfg, i, (sig, sig_next), xs, denoiser(x_vp, None, lv[0]), z, None) \
+                / math.sqrt(sig_next**2 + 1.0)
+    else:
+        def result(lv):
+            return expect.step(cfg, i, (a, a_next), x_vp, denoiser(x_vp, None, lv[0]), z, None)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        d_result, d_level = tolerances._perturbed(result, (a,), 0, 1e-6)
+        delta = tolerances.LEVEL_OPS * u_convert + 2 * tolerances.LEVEL_OPS * tolerances.U_FLOAT64
+        return np.where(np.isfinite(d_result), d_result / d_level * delta, 0.0)
 
 
 def _loop_step_tolerance(cfg, pair, x_vp, denoiser, z, u, sub, expect=ORACLE, i=0):

@@ -177,14 +177,18 @@ def _sigma_schedule_examples(sampler: str) -> list[SamplerConfig]:
 
 def _sigma_loop_examples(sampler: str) -> list:
     """A loop whose last converted σ and final σ_min coincide (linspace ends at t = 0) and round one
-    float32 ulp apart, upwards (thorough: T = 4, zero SNR, log-linear σ converted to Karras)."""
+    float32 ulp apart, upwards (thorough: T = 4, zero SNR, log-linear σ converted to Karras); and one
+    whose sample x̂₀ = 1 - ᾱ is 50× as sensitive to the level the model sees (T = 2, S = 1: found in
+    skrample's float64 loop, where ᾱ = 1/(1+σ²) and the oracle's σ(ᾱ) round trip are 2 ulp apart)."""
     if sampler not in ("euler", "euler_ancestral"):
         return []
     cfg = SamplerConfig(sampler, num_train_timesteps=4, beta_schedule="linear", spacing="linspace",
                         num_inference_steps=4, prediction_type="sample",
                         options=(("final_sigmas_type", "sigma_min"), ("interpolation_type", "log_linear"),
                                  ("use_karras_sigmas", True)))
-    return [(cfg, _ones(0.0), 1.0, _ones(0.0), 0)]
+    near_one = SamplerConfig(sampler, num_train_timesteps=2, beta_schedule="linear", beta_start=0.00390625,
+                             beta_end=0.015625, rescale=False, num_inference_steps=1, prediction_type="sample")
+    return [(cfg, _ones(0.0), 1.0, _ones(0.0), 0), (near_one, _ones(1.0), 1.0, _ones(0.0), 0)]
 
 
 def _silent_examples(sampler: str) -> list:
