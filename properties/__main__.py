@@ -27,11 +27,34 @@ from .profiles import PROFILES
 COLUMNS = [p for p in PROPERTIES if p != "generic"]
 
 
+_UNIT_ROUNDOFFS = {2.0**-53: "float64", 2.0**-24: "float32", 2.0**-11: "float16", 2.0**-8: "bfloat16"}
+
+
+def _dtype_name(impl) -> str:
+    """The dtype the implementation says it computes in (its ``dtype``, else the dtype of its
+    ``unit_roundoff``), for the matrix's header."""
+    name = getattr(impl, "dtype", None)
+    if name is not None:
+        return str(name).removeprefix("torch.")
+    u = float(impl.unit_roundoff)
+    return _UNIT_ROUNDOFFS.get(u, f"unit roundoff {u:.3g}")
+
+
+def _where(collector, args) -> str:
+    """'dtype ..., device ...' of the loaded implementation (the options' values where it did not load)."""
+    if collector.impl_dtype is None:
+        return f"dtype {args.impl_dtype or 'float32'}, device {args.impl_device or 'cpu'}"
+    device = f", device {collector.impl_device}" if collector.impl_device is not None else ""
+    return f"dtype {collector.impl_dtype}{device}"
+
+
 class _Collector:
     """Collects one record per test from the reports (also those pytest-xdist's workers send),
     and prints progress as each test finishes."""
 
     def __init__(self, progress=True):
+        self.impl_dtype: str | None = None  # what the loaded implementation computes in
+        self.impl_device = None  # and where, if it says
         self.records: dict[str, dict] = {}
         self.total = 0
         self.done = 0
@@ -46,6 +69,8 @@ class _Collector:
             impl = implementation(session.config)
         except pytest.UsageError:
             return  # reported by the run itself
+        self.impl_dtype = _dtype_name(impl)
+        self.impl_device = getattr(impl, "device", None)
         lines = getattr(impl, "limitations", list)()
         if lines and self.progress is not None:
             print("not testable on the installed release:\n" + "\n".join(f"  {ln}" for ln in lines), flush=True)
@@ -240,7 +265,7 @@ def main(argv=None) -> int:
         return int(code) or 1
     table, cols = matrix(records, compact=True)
     header = (f"# zsnr conformance matrix\n\nimplementation: {args.impl or DEFAULT_IMPL}"
-              f" (dtype {args.impl_dtype or 'float32'}, device {args.impl_device or 'cpu'}); "
+              f" ({_where(collector, args)}); "
               f"hypothesis profile {args.profile}; {len(records)} tests in {elapsed:.1f} s"
               f"{f' on {args.workers} workers' if args.workers else ''}.\n"
               f"Cells: pass / deviation: declared known deviations met / FAIL / skip, with the worst "

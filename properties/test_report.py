@@ -52,3 +52,16 @@ def test_a_snippet_literal_round_trips_arrays_exactly():
     x = np.random.default_rng(0).standard_normal((2, 3, 2, 2)).astype(np.float32).astype(np.float64)
     assert np.array_equal(eval(report._literal(x), {"np": np}), x)
     assert np.array_equal(eval(report._literal(np.full((2, 2), 0.5)), {"np": np}), np.full((2, 2), 0.5))
+
+
+def test_the_matrix_header_names_the_implementations_own_dtype():
+    """A float64 implementation run without --impl-dtype is reported as float64, not the option's
+    float32 default; without a ``dtype`` attribute its unit roundoff names it."""
+    from types import SimpleNamespace
+
+    from properties.__main__ import _dtype_name
+
+    assert _dtype_name(SimpleNamespace(dtype="float64", unit_roundoff=2.0**-53)) == "float64"
+    assert _dtype_name(SimpleNamespace(dtype="torch.bfloat16", unit_roundoff=2.0**-8)) == "bfloat16"
+    assert _dtype_name(SimpleNamespace(unit_roundoff=2.0**-53)) == "float64"
+    assert _dtype_name(SimpleNamespace(unit_roundoff=1e-10)) == "unit roundoff 1e-10"
