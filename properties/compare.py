@@ -83,14 +83,16 @@ def assert_close(actual, expected, tol, what: str, context: str = "", record: Re
             idx = np.unravel_index(flat, actual.shape)
             if not bad[idx]:
                 continue
+            shown = f"{'non-finite':>11}" if bad_nonfinite[idx] else f"{diff[idx]:11.3e}"  # not a |diff| of 0
             rows.append(f"  {tuple(int(i) for i in idx)!s:>16} {actual[idx]:24.17g} {expected[idx]:24.17g} "
-                        f"{diff[idx]:11.3e} {tol[idx]:11.3e}")
+                        f"{shown} {tol[idx]:11.3e}")
         kind = "non-finite" if bad_nonfinite.any() else "beyond tolerance"
         if record is not None:
             idx = np.unravel_index(order[0], actual.shape)
             record.worst_point = {"what": what, "index": tuple(int(i) for i in idx), "actual": float(actual[idx]),
                                   "expected": float(expected[idx]), "diff": float(diff[idx]),
-                                  "tol": float(tol[idx]), "ratio": float(ratio[idx])}
+                                  "tol": float(tol[idx]), "ratio": float(ratio[idx]),
+                                  "nonfinite": bool(bad_nonfinite[idx])}
         raise AssertionError(f"{what}: {int(bad.sum())} of {actual.size} values {kind} "
                              f"(worst |diff|/tol = {worst:.3g}). {context}\n" + "\n".join(rows))
     return worst

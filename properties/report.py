@@ -90,9 +90,11 @@ def snippet(call: dict, impl_spec: str, dtype: str | None, device: str | None, e
 def worst_point_line(point: dict | None) -> str:
     if not point:
         return ""
-    return (f"worst point {point['what']} at index {point['index']}: got {point['actual']:.17g}, "
-            f"want {point['expected']:.17g}, |diff| = {point['diff']:.3e}, tol = {point['tol']:.3e}, "
-            f"|diff|/tol = {point['ratio']:.3g}")
+    where = f"worst point {point['what']} at index {point['index']}: got {point['actual']:.17g}, " \
+        f"want {point['expected']:.17g}"
+    if point.get("nonfinite"):  # NaN/inf against another value: no |diff| to give
+        return where + " (non-finite values must match exactly)"
+    return where + f", |diff| = {point['diff']:.3e}, tol = {point['tol']:.3e}, |diff|/tol = {point['ratio']:.3g}"
 
 
 def summary(failure: dict) -> str:

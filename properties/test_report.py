@@ -65,3 +65,18 @@ def test_the_matrix_header_names_the_implementations_own_dtype():
     assert _dtype_name(SimpleNamespace(dtype="torch.bfloat16", unit_roundoff=2.0**-8)) == "bfloat16"
     assert _dtype_name(SimpleNamespace(unit_roundoff=2.0**-53)) == "float64"
     assert _dtype_name(SimpleNamespace(unit_roundoff=1e-10)) == "unit roundoff 1e-10"
+
+
+def test_a_non_finite_mismatch_is_not_reported_as_a_zero_difference():
+    """NaN where the oracle is finite: the row and the worst point say non-finite, not |diff| = 0."""
+    import pytest
+
+    from properties.compare import Record, assert_close
+
+    rec = Record()
+    with pytest.raises(AssertionError, match="non-finite") as info:
+        assert_close([np.nan, 1.0], [0.055, 1.0], 1e-6, "√ᾱ", record=rec)
+    assert "0.000e+00" not in str(info.value)
+    assert rec.worst_point["nonfinite"] and rec.worst_point["index"] == (0,)
+    line = report.worst_point_line(rec.worst_point)
+    assert "non-finite values must match exactly" in line and "|diff|" not in line
