@@ -321,12 +321,13 @@ def _sigma_table_at(abar, t, interp="linear") -> np.ndarray:
     return np.where(w == 0, s_lo, np.where(np.isinf(s_hi), np.inf, mixed))
 
 
-def _t_from_sigma_table(abar, sigma, log_table=None) -> np.ndarray:
+def _t_from_sigma_table(abar, sigma, log_table=None, log_sigma=None) -> np.ndarray:
     """The model timestep of each σ from a given ᾱ table: t piecewise linear in ln σ between the
     table's own σ (reference.timestep_from_sigma, for tables ref.Schedule refuses). The segment is
     the last t whose σ_t <= σ (clipped to [0, T-2]; for an increasing table, searchsorted's), so a
     floor that rises above σ_{T-2} still maps σ_{T-1} itself to T-1. ``log_table`` (ln σ_t, e.g. an
-    implementation's float32 one) replaces the table's own."""
+    implementation's float32 one) replaces the table's own, ``log_sigma`` (an implementation's own
+    ln σ) the float64 ln σ."""
     abar = np.asarray(abar, np.float64)
     sig = np.asarray(sigma, np.float64)
     T = abar.size
@@ -334,7 +335,7 @@ def _t_from_sigma_table(abar, sigma, log_table=None) -> np.ndarray:
         return np.zeros(sig.shape)
     with np.errstate(divide="ignore", invalid="ignore"):
         table = np.log(np.sqrt((1.0 - abar) / abar)) if log_table is None else np.asarray(log_table, np.float64)
-        ls = np.log(np.maximum(sig, 1e-300))
+        ls = np.log(np.maximum(sig, 1e-300)) if log_sigma is None else np.asarray(log_sigma, np.float64)
         below = table[:, None] <= ls.ravel()[None, :]
         idx = np.where(below.any(axis=0), T - 1 - np.argmax(below[::-1], axis=0), 0)
         idx = np.clip(idx, 0, T - 2)

@@ -88,8 +88,28 @@ def _diffusers_converted(E, c):
         a32 = torch.tensor(np.asarray(abar, np.float64), dtype=torch.float32)
         log_table = np.log((((1 - a32) / a32) ** 0.5).numpy())
     t_out, sig = expected.converted_from_table(c, abar, ts, base=base, log_table=log_table)
+    if _float32_exponential() and expected.sigma_schedule(c) == "exponential" and np.all(np.isfinite(base[[0, -1]])):
+        # diffusers 0.31: _convert_to_exponential is torch.linspace(ln σ_max, ln σ_min, S).exp(), in
+        # float32, and _sigma_to_t takes ln σ of those float32 σ in float32: ln 4096 rounds up as the
+        # table's own ln σ_{T-1} does, so σ_max = 4096 maps to T-1 (0.32+: float64 σ and ln σ, below
+        # the table's float32 ln 4096, mapped where the floored table first passes it)
+        sig32 = torch.linspace(math.log(float(base[0])), math.log(float(base[-1])), c.num_inference_steps).exp()
+        sig[:-1] = sig32.double().numpy()
+        t_out = expected._t_from_sigma_table(abar, sig[:-1], log_table,
+                                             log_sigma=torch.log(torch.clamp(sig32, min=1e-10)).double().numpy())
+        if expected.continuous(c):
+            t_out = expected._c_noise(sig[:-1])
     sig[-1] = plain[-1]  # the final σ as diffusers forms it: 0, or float32 ((1 - ᾱ_0)/ᾱ_0)^0.5
     return t_out, sig
+
+
+def _float32_exponential() -> bool:
+    """diffusers < 0.32: the exponential σ (from 0.31) are float32 torch, and so is ln σ in t(σ)
+    (PR #9954, fixing #9951, made them NumPy float64 in 0.32.0)."""
+    from packaging.version import Version
+
+    v = _installed_release()
+    return v is not None and Version(v) < Version("0.32")
 
 
 def m_timesteps(E, c):

@@ -155,3 +155,58 @@ def test_adapter_keeps_only_the_installed_releases_deviations():
     generic = set(impl.generic_samplers())
     assert all(set(d.samplers) <= generic for d in impl.deviations
                if d.samplers and d.samplers[0][0].isupper() and "Scheduler" in d.samplers[0])
+
+
+class EulerExponential031(EulerDiscreteScheduler):
+    """Euler as in 0.31: exponential σ in float32 torch (0.32.0's PR #9954 made them NumPy float64);
+    ``scale`` plants an error in the interior σ."""
+
+    scale = 1.0
+
+    def _convert_to_exponential(self, in_sigmas, num_inference_steps):
+        import math
+
+        import torch
+
+        lo, hi = in_sigmas[-1].item(), in_sigmas[0].item()
+        sigmas = torch.linspace(math.log(hi), math.log(lo), num_inference_steps).exp()
+        sigmas[1:-1] *= self.scale
+        return sigmas
+
+
+class EulerExponential031Planted(EulerExponential031):
+    scale = 1.0 + 1e-4
+
+
+#: zero SNR, so σ_max = ∞ and diffusers builds the exponential σ from its floor 4096
+EXPONENTIAL_AT_ZERO_SNR = SamplerConfig("euler", beta_schedule="linear", beta_start=0.0078125, beta_end=0.03125,
+                                        spacing="linspace", prediction_type="epsilon",
+                                        options=(("use_exponential_sigmas", True),))
+
+
+@pytest.mark.parametrize("release, cls, want", [("0.31.0", EulerExponential031, "deviation"),
+                                                ("0.42.1", EulerExponential031, AssertionError),
+                                                ("0.31.0", EulerExponential031Planted, AssertionError),
+                                                ("0.42.1", EulerDiscreteScheduler, "deviation"),
+                                                ("0.31.0", EulerDiscreteScheduler, AssertionError)])
+def test_converted_sigmas_floor_model_follows_the_release(monkeypatch, release, cls, want):
+    """euler-converted-sigmas-floor models each release's arithmetic: 0.31's float32 σ_max = 4096
+    with a float32 ln σ maps to t = T-1, 0.32+'s float64 one to t = 883.9 (the floored table's first
+    passage); each release's own behaviour matches its model only, and a planted 1e-4 in the
+    interior σ fails inside the deviation's region."""
+    from properties.adapters import diffusers_deviations
+    from properties.compare import Record
+    from properties.conformance import checks
+    from properties.deviations import judge
+
+    monkeypatch.setattr(diffusers_deviations, "_installed_release", lambda: release)
+    impl = DiffusersImplementation(euler=cls)
+    for check, prop in ((checks.check_schedule, "schedule"), (checks.check_starts_at_T, "starts_at_T")):
+        if cls is EulerExponential031Planted and prop == "starts_at_T":
+            continue  # the first σ is not planted
+        try:
+            got = judge(lambda e, r, check=check: check(impl, EXPONENTIAL_AT_ZERO_SNR, r, e), impl,
+                        EXPONENTIAL_AT_ZERO_SNR, prop, Record())
+        except AssertionError as exc:
+            got = exc
+        assert got == want if isinstance(want, str) else isinstance(got, want), (prop, got)
