@@ -95,10 +95,11 @@ def _diffusers_converted(E, c):
         # the table's float32 ln 4096, mapped where the floored table first passes it)
         sig32 = torch.linspace(math.log(float(base[0])), math.log(float(base[-1])), c.num_inference_steps).exp()
         sig[:-1] = sig32.double().numpy()
-        t_out = expected._t_from_sigma_table(abar, sig[:-1], log_table,
-                                             log_sigma=torch.log(torch.clamp(sig32, min=1e-10)).double().numpy())
         if expected.continuous(c):
             t_out = expected._c_noise(sig[:-1])
+        else:
+            t_out = expected._t_from_sigma_table(abar, sig[:-1], log_table,
+                                                 log_sigma=torch.log(torch.clamp(sig32, min=1e-10)).double().numpy())
     sig[-1] = plain[-1]  # the final σ as diffusers forms it: 0, or float32 ((1 - ᾱ_0)/ᾱ_0)^0.5
     return t_out, sig
 
@@ -106,10 +107,7 @@ def _diffusers_converted(E, c):
 def _float32_exponential() -> bool:
     """diffusers < 0.32: the exponential σ (from 0.31) are float32 torch, and so is ln σ in t(σ)
     (PR #9954, fixing #9951, made them NumPy float64 in 0.32.0)."""
-    from packaging.version import Version
-
-    v = _installed_release()
-    return v is not None and Version(v) < Version("0.32")
+    return _installed_before("0.32")
 
 
 def m_timesteps(E, c):
@@ -149,12 +147,18 @@ def _installed_release() -> str | None:
         return None
 
 
-def _ddpm_strides() -> bool:
-    """diffusers < 0.32: DDPMScheduler.previous_timestep is t - T//S, as DDIM's step (PR #9384)."""
+def _installed_before(release: str) -> bool:
+    """Whether the installed diffusers is older than ``release`` (False without diffusers: the
+    models of the current release)."""
     from packaging.version import Version
 
     v = _installed_release()
-    return v is not None and Version(v) < Version("0.32")
+    return v is not None and Version(v) < Version(release)
+
+
+def _ddpm_strides() -> bool:
+    """diffusers < 0.32: DDPMScheduler.previous_timestep is t - T//S, as DDIM's step (PR #9384)."""
+    return _installed_before("0.32")
 
 
 def m_alphas_cumprod(E, c):
